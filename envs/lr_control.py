@@ -24,7 +24,7 @@ from rlsched.features import (
     log_var,
     symlog,
 )
-from rlsched.models import MODELS, OPTIMIZERS, resnet_stages
+from rlsched.models import MODELS, OPTIMIZERS, build_model
 from rlsched.trainee import Trainee
 
 ACTION_TYPES = ("scale", "discrete", "log_lr")
@@ -112,8 +112,11 @@ class EnvConfig:
             raise ValueError(f"unknown feature(s) {bad or '(empty list)'}; allowed: {list(known)}")
         if len(set(self.features)) != len(self.features):
             raise ValueError(f"features repeat a name: {list(self.features)}")
-        if self.model == "resnet":
-            resnet_stages(int(self.model_kwargs.get("depth", 20)))
+        # Build the trainee on the meta device (no memory, no RNG draw) so that a typo in model_kwargs or a
+        # bad depth fails here rather than at the first reset.
+        with torch.device("meta"):
+            spec = DATASETS[self.dataset]
+            build_model(self.model, spec.channels, spec.image_size, spec.num_classes, **self.model_kwargs)
         if not self.initial_lr > 0:
             raise ValueError(f"initial_lr must be > 0, got {self.initial_lr}")
         if not 0 < self.lr_min < self.lr_max:
@@ -267,7 +270,8 @@ class LRControlEnv(gym.Env):
             self._needs_reset = True
             info.update(self._final_eval())
         if diverged:
-            obs = self._last_obs  # the last finite state; the episode is over either way
+            # The last finite state, copied: returning the array already handed out aliases two observations.
+            obs = self._last_obs.copy()
             reward = self._divergence_reward()
         else:
             self._last_obs = obs

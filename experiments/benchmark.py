@@ -1,0 +1,32 @@
+"""The harness: every controller on every seed of one task; tables and plots in the run folder.
+
+    python experiments/benchmark.py                                   # tuned baselines, CNN, reduced budget
+    python experiments/benchmark.py +learned.ppo=outputs/train/<run>/controller
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from rlsched.config import env_kwargs, to_dict
+from rlsched.evaluate import evaluate_task
+from rlsched.tracking import tracker_from_config
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
+def main(cfg: DictConfig) -> None:
+    env_kw = env_kwargs(cfg.env)
+    tracker = tracker_from_config(cfg.logger, job_type="eval", config=to_dict(cfg), out_dir=cfg.out_dir)
+    try:
+        md = evaluate_task(
+            env_kw, list(cfg.controllers), cfg.baselines, to_dict(cfg.learned), list(cfg.seeds), cfg.out_dir,
+            title=f"Benchmark: {env_kw['dataset']} / {env_kw['model']}", tracker=tracker,
+            use_tuned=cfg.use_tuned, tuned_dir=cfg.tuned_dir, progress=cfg.progress,
+        )
+    finally:
+        tracker.finish()
+    print(md)
+    print(f"\nresults, table.md and plots in {cfg.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

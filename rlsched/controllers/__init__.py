@@ -1,0 +1,23 @@
+"""Learning-rate controllers: the shared interface and the hand-designed baselines."""
+
+from rlsched.controllers.base import Controller
+from rlsched.controllers.baselines import (
+    BASELINES,
+    ConstantLR,
+    Cosine,
+    Exponential,
+    Plateau,
+    StepDecay,
+    make_controller,
+)
+
+__all__ = [
+    "BASELINES",
+    "ConstantLR",
+    "Controller",
+    "Cosine",
+    "Exponential",
+    "Plateau",
+    "StepDecay",
+    "make_controller",
+]

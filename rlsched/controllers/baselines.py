@@ -1,0 +1,240 @@
+"""Hand-designed learning-rate schedules, each driven by PyTorch's own scheduler on a dummy optimizer.
+
+Using torch's schedulers rather than re-deriving their formulas means the baselines behave exactly as
+the schedules practitioners tune in real training code (ReduceLROnPlateau's thresholds, cooldown and eps
+in particular).
+
+Timing: reset() builds a fresh dummy optimizer and scheduler, so every episode starts identically; the
+first act() returns lr0; every later act() first steps the scheduler once for the env step that just
+happened (Plateau feeds it the metric from that step's info) and then returns the dummy optimizer's LR.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch.optim import lr_scheduler
+
+from rlsched.controllers.base import Controller
+
+if TYPE_CHECKING:
+    from envs.lr_control import LRControlEnv
+
+UNITS = ("step", "epoch")
+PLATEAU_MODES = ("min", "max")
+THRESHOLD_MODES = ("rel", "abs")
+# Per-step info keys a plateau can watch, with the mode under which "better" is right for each.
+PLATEAU_METRICS = {"val_loss": "min", "train_loss": "min", "val_accuracy": "max"}
+
+
+def _positive(name: str, value: float) -> float:
+    if not value > 0:  # also rejects NaN
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return float(value)
+
+
+def _non_negative(name: str, value: float) -> float:
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return float(value)
+
+
+def _gamma(value: float) -> float:
+    if not 0 < value <= 1:
+        raise ValueError(f"gamma must be in (0, 1] (a decay factor), got {value}")
+    return float(value)
+
+
+def _int_at_least(name: str, value: int, low: int) -> int:
+    if value != int(value) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
+    return int(value)
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; allowed: {list(allowed)}")
+    return value
+
+
+class _TorchSchedule(Controller):
+    """A controller whose LR is whatever a torch scheduler sets on a one-parameter SGD optimizer."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, lr: float, name: str | None) -> None:
+        self.lr0 = _positive("lr", lr)
+        self.name = name or self.kind
+        self._opt: torch.optim.Optimizer | None = None
+        self._sched: lr_scheduler.LRScheduler | None = None
+        self._first = True
+
+    @abc.abstractmethod
+    def _make_scheduler(self, opt: torch.optim.Optimizer, env: LRControlEnv) -> lr_scheduler.LRScheduler: ...
+
+    def _advance(self, info: dict[str, Any]) -> None:
+        assert self._sched is not None
+        self._sched.step()
+
+    def reset(self, env: LRControlEnv, obs: np.ndarray, info: dict[str, Any]) -> None:
+        self._opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=self.lr0)
+        self._sched = self._make_scheduler(self._opt, env)
+        self._first = True
+
+    def act(self, obs: np.ndarray, info: dict[str, Any]) -> float:
+        if self._opt is None:
+            raise RuntimeError(f"{self!r}: call reset() after env.reset() and before act()")
+        if self._first:
+            self._first = False
+        else:
+            # The parameter has no grad, so this is a no-op; it only tells torch the optimizer stepped,
+            # which silences its "scheduler.step() before optimizer.step()" warning.
+            self._opt.step()
+            self._advance(info)
+        return float(self._opt.param_groups[0]["lr"])
+
+
+class ConstantLR(_TorchSchedule):
+    kind = "constant"
+
+    def __init__(self, lr: float, *, name: str | None = None) -> None:
+        super().__init__(lr, name)
+
+    def _make_scheduler(self, opt: torch.optim.Optimizer, env: LRControlEnv) -> lr_scheduler.LRScheduler:
+        return lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+
+
+class StepDecay(_TorchSchedule):
+    """Multiply the LR by `gamma` every `step_size` env steps (unit="step") or epochs (unit="epoch")."""
+
+    kind = "step_decay"
+
+    def __init__(
+        self, lr: float, gamma: float, step_size: float, unit: str = "step", *, name: str | None = None
+    ) -> None:
+        super().__init__(lr, name)
+        self.gamma = _gamma(gamma)
+        self.unit = _one_of("unit", unit, UNITS)
+        if unit == "step":
+            self.step_size: float = _int_at_least("step_size", step_size, 1)
+        elif not step_size >= 1:
+            raise ValueError(f"step_size must be >= 1 epoch, got {step_size}")
+        else:
+            self.step_size = float(step_size)
+        self.step_size_steps: int | None = None  # known once reset() has seen the env
+
+    def _make_scheduler(self, opt: torch.optim.Optimizer, env: LRControlEnv) -> lr_scheduler.LRScheduler:
+        if self.unit == "epoch":
+            self.step_size_steps = max(1, round(self.step_size * env.steps_per_epoch))
+        else:
+            self.step_size_steps = int(self.step_size)
+        return lr_scheduler.StepLR(opt, step_size=self.step_size_steps, gamma=self.gamma)
+
+
+class Exponential(_TorchSchedule):
+    kind = "exponential"
+
+    def __init__(self, lr: float, gamma: float, *, name: str | None = None) -> None:
+        super().__init__(lr, name)
+        self.gamma = _gamma(gamma)
+
+    def _make_scheduler(self, opt: torch.optim.Optimizer, env: LRControlEnv) -> lr_scheduler.LRScheduler:
+        return lr_scheduler.ExponentialLR(opt, gamma=self.gamma)
+
+
+class Cosine(_TorchSchedule):
+    """Cosine annealing from lr to eta_min over t_max env steps (None: the episode length)."""
+
+    kind = "cosine"
+
+    def __init__(
+        self, lr: float, eta_min: float = 0.0, t_max: int | None = None, *, name: str | None = None
+    ) -> None:
+        super().__init__(lr, name)
+        self.eta_min = _non_negative("eta_min", eta_min)
+        self.t_max = None if t_max is None else _int_at_least("t_max", t_max, 1)
+
+    def _make_scheduler(self, opt: torch.optim.Optimizer, env: LRControlEnv) -> lr_scheduler.LRScheduler:
+        t_max = self.t_max if self.t_max is not None else int(env.cfg.episode_steps)
+        return lr_scheduler.CosineAnnealingLR(opt, T_max=t_max, eta_min=self.eta_min)
+
+
+class Plateau(_TorchSchedule):
+    """ReduceLROnPlateau fed `info[metric]` after every env step (so patience/cooldown count env steps)."""
+
+    kind = "plateau"
+
+    def __init__(
+        self,
+        lr: float,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        eps: float = 1e-8,
+        metric: str = "val_loss",
+        *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(lr, name)
+        self.mode = _one_of("mode", mode, PLATEAU_MODES)
+        self.metric = _one_of("metric", metric, tuple(PLATEAU_METRICS))
+        if PLATEAU_METRICS[metric] != mode:
+            # The other pairing would cut the LR while the metric improves.
+            raise ValueError(f"metric {metric!r} needs mode={PLATEAU_METRICS[metric]!r}, got mode={mode!r}")
+        if not 0 < factor < 1:
+            raise ValueError(f"factor must be in (0, 1) (the LR is multiplied by it), got {factor}")
+        self.factor = float(factor)
+        self.patience = _int_at_least("patience", patience, 0)
+        self.cooldown = _int_at_least("cooldown", cooldown, 0)
+        self.threshold = _non_negative("threshold", threshold)
+        self.threshold_mode = _one_of("threshold_mode", threshold_mode, THRESHOLD_MODES)
+        self.min_lr = _non_negative("min_lr", min_lr)
+        self.eps = _non_negative("eps", eps)
+
+    def _make_scheduler(self, opt: torch.optim.Optimizer, env: LRControlEnv) -> lr_scheduler.LRScheduler:
+        return lr_scheduler.ReduceLROnPlateau(
+            opt, mode=self.mode, factor=self.factor, patience=self.patience, threshold=self.threshold,
+            threshold_mode=self.threshold_mode, cooldown=self.cooldown, min_lr=self.min_lr, eps=self.eps,
+        )
+
+    def _advance(self, info: dict[str, Any]) -> None:
+        if self.metric not in info:
+            raise KeyError(f"{self!r} watches info[{self.metric!r}], which the step's info lacks")
+        value = float(info[self.metric])
+        if not math.isfinite(value):
+            raise ValueError(f"{self!r}: info[{self.metric!r}] is {value}; a diverged run should have ended")
+        assert isinstance(self._sched, lr_scheduler.ReduceLROnPlateau)
+        self._sched.step(value)
+
+
+BASELINES: dict[str, type[_TorchSchedule]] = {
+    "constant": ConstantLR,
+    "step_decay": StepDecay,
+    "exponential": Exponential,
+    "cosine": Cosine,
+    "plateau": Plateau,
+}
+
+
+def make_controller(kind: str, name: str | None = None, **params: Any) -> Controller:
+    """Build the baseline registered as `kind`, labelled `name` (default: `kind`)."""
+    if kind not in BASELINES:
+        raise ValueError(f"unknown controller {kind!r}; allowed: {sorted(BASELINES)}")
+    cls = BASELINES[kind]
+    sig = {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k not in ("self", "name")}
+    unknown = sorted(set(params) - set(sig))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown} for controller {kind!r}; accepted: {list(sig)}")
+    missing = [k for k, p in sig.items() if p.default is inspect.Parameter.empty and k not in params]
+    if missing:
+        raise ValueError(f"controller {kind!r} needs parameter(s) {missing}; accepted: {list(sig)}")
+    return cls(**params, name=name or kind)

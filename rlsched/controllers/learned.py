@@ -1,0 +1,34 @@
+"""The learned controller: a trained PPO (or RecurrentPPO) artifact behind the shared Controller interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rlsched.artifact import Artifact, load_artifact
+from rlsched.controllers.base import Controller
+
+
+class LearnedController(Controller):
+    sets_lr = False
+
+    def __init__(self, path: str | Path, name: str | None = None, deterministic: bool = True):
+        self.artifact: Artifact = load_artifact(path)
+        self.name = name or f"learned:{Path(path).name}"
+        self.deterministic = deterministic
+        self._state = None
+        self._start = np.ones((1,), dtype=bool)
+
+    def reset(self, env, obs, info) -> None:
+        self.artifact.check_compatible(env)
+        self._state = None  # LSTM state of a recurrent policy
+        self._start = np.ones((1,), dtype=bool)
+
+    def act(self, obs, info):
+        norm = self.artifact.vecnormalize.normalize_obs(np.asarray(obs, dtype=np.float32)[None])
+        action, self._state = self.artifact.model.predict(
+            norm, state=self._state, episode_start=self._start, deterministic=self.deterministic
+        )
+        self._start = np.zeros((1,), dtype=bool)
+        return action[0]

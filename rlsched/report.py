@@ -1,0 +1,39 @@
+"""Tables and plots of a finished benchmark: per-controller statistics, paired differences, PNGs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from rlsched import plots, stats
+from rlsched.tracking import Tracker
+
+
+def write_report(results: pd.DataFrame, curves: pd.DataFrame, baselines: Sequence[str], out_dir: str | Path,
+                 *, title: str, tracker: Tracker | None = None, notes: Sequence[str] = ()) -> str:
+    """Writes `summary.csv`, `paired.csv`, `table.md` and the plots into out_dir; returns the markdown."""
+    out = Path(out_dir)
+    present = [b for b in baselines if b in set(results["controller"])]
+    reference = stats.best_baseline(results, present) if present else results["controller"].iloc[0]
+    summary = stats.summarize(results)
+    diffs = stats.paired_differences(results, reference)
+    summary.to_csv(out / "summary.csv", index=False)
+    diffs.to_csv(out / "paired.csv", index=False)
+    md = "\n".join([
+        f"## {title}", "",
+        f"Seeds: {sorted(results['seed'].unique().tolist())}. Reference for paired differences: **{reference}** "
+        "(the baseline with the lowest mean final *validation* loss; test data never choose it).", "",
+        stats.markdown_table(summary, diffs, reference), "",
+        *[f"- {n}" for n in notes],
+    ])
+    (out / "table.md").write_text(md + "\n")
+    images = plots.plot_all(curves, out)
+    if tracker is not None:
+        tracker.log_table("final/results", results)
+        tracker.log_table("final/summary", summary)
+        tracker.log_table("final/paired", diffs)
+        tracker.log_table("trainee/curves", curves)
+        tracker.log_images({f"plots/{Path(p).stem}": p for p in images})
+    return md
