@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) experiments/demo.py
+	$(PY) experiments/train.py experiment=demo out_dir=results/demo/train
+	$(PY) experiments/transfer.py experiment=demo_transfer artifact=results/demo/train/controller out_dir=results/demo/transfer
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q
@@ -27,6 +28,11 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# Tune every baseline on a task, e.g. `make tune TUNE_ARGS="env=demo model=mlp"`; winners -> conf/tuned/.
+BASELINES := constant step_decay exponential cosine plateau
+tune: $(STAMP)
+	for b in $(BASELINES); do $(PY) experiments/tune.py experiment=tune_$$b $(TUNE_ARGS) || exit 1; done
 
 bench: $(STAMP)
 	$(PY) scripts/bench_env.py

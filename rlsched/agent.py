@@ -118,9 +118,10 @@ class RolloutCheckpoint(BaseCallback):
         self.last = 0
 
     def _init_callback(self) -> None:
-        self.last = self.model.num_timesteps
+        self.last = self.boundary = self.model.num_timesteps
 
     def _on_rollout_start(self) -> None:
+        self.boundary = self.model.num_timesteps  # the policy is exactly this one until the next update
         if self.model.num_timesteps - self.last >= self.every:
             save_checkpoint(self.model, self.ckpt_dir, self.keep)
             self.last = self.model.num_timesteps
@@ -205,7 +206,8 @@ def train_controller(
     sb3_logger = Logger(str(out / "sb3_log"), [make_output_format("csv", str(out / "sb3_log")), WandbWriter(tracker)])
     model.set_logger(sb3_logger)
 
-    callbacks: list[BaseCallback] = [RolloutCheckpoint(ckpt_dir, every), TraineeMetrics(tracker)]
+    checkpointer = RolloutCheckpoint(ckpt_dir, every)
+    callbacks: list[BaseCallback] = [checkpointer, TraineeMetrics(tracker)]
     eval_venv = None
     if int(agent.get("eval_every", 0)) > 0:
         ekw = dict(eval_env_kwargs or env_kwargs)
@@ -227,8 +229,11 @@ def train_controller(
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
                         progress_bar=progress)
     except BaseException:
-        # Keep what was learned: the next run with this out_dir resumes from here.
-        if model.num_timesteps > start_steps:
+        # Keep what was learned: the next run with this out_dir resumes from here. Mid-rollout the policy
+        # is still the one of the rollout's start, so the checkpoint is stamped with that step count and a
+        # resumed run ends on the same total as an uninterrupted one.
+        if checkpointer.boundary > start_steps:
+            model.num_timesteps = checkpointer.boundary
             save_checkpoint(model, ckpt_dir)
         raise
     finally:
