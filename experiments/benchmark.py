@@ -1,7 +1,7 @@
 """The harness: every controller on every seed of one task; tables and plots in the run folder.
 
-    python experiments/benchmark.py                                   # tuned baselines, CNN, reduced budget
-    python experiments/benchmark.py +learned.ppo=outputs/train/<run>/controller
+python experiments/benchmark.py                                   # tuned baselines, CNN, reduced budget
+python experiments/benchmark.py +learned.ppo=outputs/train/<run>/controller
 """
 
 import hydra
@@ -18,9 +18,17 @@ def main(cfg: DictConfig) -> None:
     tracker = tracker_from_config(cfg.logger, job_type="eval", config=to_dict(cfg), out_dir=cfg.out_dir)
     try:
         md = evaluate_task(
-            env_kw, list(cfg.controllers), cfg.baselines, to_dict(cfg.learned), list(cfg.seeds), cfg.out_dir,
-            title=f"Benchmark: {env_kw['dataset']} / {env_kw['model']}", tracker=tracker,
-            use_tuned=cfg.use_tuned, tuned_dir=cfg.tuned_dir, progress=cfg.progress,
+            env_kw,
+            list(cfg.controllers),
+            cfg.baselines,
+            to_dict(cfg.learned),
+            list(cfg.seeds),
+            cfg.out_dir,
+            title=f"Benchmark: {env_kw['dataset']} / {env_kw['model']}",
+            tracker=tracker,
+            use_tuned=cfg.use_tuned,
+            tuned_dir=cfg.tuned_dir,
+            progress=cfg.progress,
         )
     finally:
         tracker.finish()

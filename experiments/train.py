@@ -1,8 +1,8 @@
 """Train a controller with PPO, then (by default) benchmark it against the tuned baselines on its task.
 
-    python experiments/train.py                          # conf/train.yaml
-    python experiments/train.py experiment=rq1_learned_vs_baselines
-    python experiments/train.py out_dir=outputs/train/<run>   # resume an interrupted run
+python experiments/train.py                          # conf/train.yaml
+python experiments/train.py experiment=rq1_learned_vs_baselines
+python experiments/train.py out_dir=outputs/train/<run>   # resume an interrupted run
 """
 
 from pathlib import Path
@@ -33,11 +33,22 @@ def main(cfg: DictConfig) -> None:
     print(f"controller artifact: {artifact}")
     if cfg.benchmark.enabled:
         b = cfg.benchmark
-        tracker = tracker_from_config(cfg.logger, job_type="eval", config=to_dict(cfg), out_dir=out / "benchmark")
+        tracker = tracker_from_config(
+            cfg.logger, job_type="eval", config=to_dict(cfg), out_dir=out / "benchmark"
+        )
         try:
-            md = evaluate_task(eval_kw, list(b.controllers), cfg.baselines, {"ppo": str(artifact)}, list(b.seeds),
-                               Path(out) / "benchmark", title="Learned controller vs baselines (training task)",
-                               tracker=tracker, use_tuned=b.use_tuned, tuned_dir=b.tuned_dir)
+            md = evaluate_task(
+                eval_kw,
+                list(b.controllers),
+                cfg.baselines,
+                {"ppo": str(artifact)},
+                list(b.seeds),
+                Path(out) / "benchmark",
+                title="Learned controller vs baselines (training task)",
+                tracker=tracker,
+                use_tuned=b.use_tuned,
+                tuned_dir=b.tuned_dir,
+            )
         finally:
             tracker.finish()
         print(md)

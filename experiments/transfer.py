@@ -1,6 +1,6 @@
 """Run a trained controller on other tasks (data set, architecture) beside the tuned baselines.
 
-    python experiments/transfer.py artifact=outputs/train/<run>/controller experiment=rq2_transfer
+python experiments/transfer.py artifact=outputs/train/<run>/controller experiment=rq2_transfer
 """
 
 from pathlib import Path
@@ -19,7 +19,11 @@ def target_env_kwargs(artifact_env: dict, eval_env: dict, target: dict) -> dict:
     """The artifact's training env, then the evaluation settings, then the target's own changes."""
     overrides = {k: v for k, v in target.items() if k != "name"}
     # A new model needs its own model_kwargs unless the target gives them.
-    if "model" in overrides and overrides["model"] != artifact_env["model"] and "model_kwargs" not in overrides:
+    if (
+        "model" in overrides
+        and overrides["model"] != artifact_env["model"]
+        and "model_kwargs" not in overrides
+    ):
         overrides["model_kwargs"] = {}
     return env_kwargs({**artifact_env, **eval_env, **overrides})
 
@@ -35,15 +39,30 @@ def main(cfg: DictConfig) -> None:
     out = ensure_writable(cfg.out_dir)
     reports = []
     for name, kw in kws.items():
-        tracker = tracker_from_config(cfg.logger, job_type="transfer", config={**to_dict(cfg), "target": name},
-                                      out_dir=out / name, name=f"transfer-{name}")
+        tracker = tracker_from_config(
+            cfg.logger,
+            job_type="transfer",
+            config={**to_dict(cfg), "target": name},
+            out_dir=out / name,
+            name=f"transfer-{name}",
+        )
         try:
-            reports.append(evaluate_task(
-                kw, list(cfg.controllers), cfg.baselines, {"learned": cfg.artifact}, list(cfg.seeds), out / name,
-                title=f"Transfer to {name}: {kw['dataset']} / {kw['model']} (trained on "
-                      f"{art.env_config['dataset']} / {art.env_config['model']})",
-                tracker=tracker, use_tuned=cfg.use_tuned, tuned_dir=cfg.tuned_dir, progress=cfg.progress,
-            ))
+            reports.append(
+                evaluate_task(
+                    kw,
+                    list(cfg.controllers),
+                    cfg.baselines,
+                    {"learned": cfg.artifact},
+                    list(cfg.seeds),
+                    out / name,
+                    title=f"Transfer to {name}: {kw['dataset']} / {kw['model']} (trained on "
+                    f"{art.env_config['dataset']} / {art.env_config['model']})",
+                    tracker=tracker,
+                    use_tuned=cfg.use_tuned,
+                    tuned_dir=cfg.tuned_dir,
+                    progress=cfg.progress,
+                )
+            )
         finally:
             tracker.finish()
     md = "\n\n".join(reports)

@@ -1,7 +1,7 @@
 """Score one baseline setting on validation loss; as a multirun, tune it (see conf/tune.yaml).
 
-    python experiments/tune.py experiment=tune_step_decay            # the sweep, winner -> conf/tuned/
-    python experiments/tune.py baseline=plateau ++params.factor=0.3   # one setting, prints its score
+python experiments/tune.py experiment=tune_step_decay            # the sweep, winner -> conf/tuned/
+python experiments/tune.py baseline=plateau ++params.factor=0.3   # one setting, prints its score
 """
 
 import json

@@ -36,7 +36,9 @@ def validate_agent_config(agent: Mapping[str, Any]) -> None:
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown agent algo {algo!r}; allowed: {list(ALGORITHMS)}")
     if agent.get("policy") not in POLICIES[algo]:
-        raise ValueError(f"unknown policy {agent.get('policy')!r} for {algo}; allowed: {list(POLICIES[algo])}")
+        raise ValueError(
+            f"unknown policy {agent.get('policy')!r} for {algo}; allowed: {list(POLICIES[algo])}"
+        )
     if agent.get("vec_env", "dummy") not in VEC_ENVS:
         raise ValueError(f"unknown vec_env {agent.get('vec_env')!r}; allowed: {list(VEC_ENVS)}")
     for key in ("n_envs", "total_timesteps", "checkpoint_every"):
@@ -97,12 +99,18 @@ class TraineeMetrics(BaseCallback):
     def _on_step(self) -> bool:
         infos, dones = self.locals["infos"], self.locals["dones"]
         first = infos[0]
-        metrics = {f"trainee/{k}": first[k] for k in ("lr", "train_loss", "val_loss", "val_accuracy") if k in first}
+        metrics = {
+            f"trainee/{k}": first[k] for k in ("lr", "train_loss", "val_loss", "val_accuracy") if k in first
+        }
         for info, done in zip(infos, dones, strict=True):
             if done and "episode" in info:
                 self.episodes += 1
-                metrics |= {"trainee/episode_return": info["episode"]["r"], "trainee/episodes": self.episodes,
-                            "trainee/final_lr": info["lr"], "trainee/diverged": float(info.get("diverged", False))}
+                metrics |= {
+                    "trainee/episode_return": info["episode"]["r"],
+                    "trainee/episodes": self.episodes,
+                    "trainee/final_lr": info["lr"],
+                    "trainee/diverged": float(info.get("diverged", False)),
+                }
                 if "final_val_loss" in info:
                     metrics["trainee/final_val_loss"] = info["final_val_loss"]
         self.tracker.log(metrics, step=self.num_timesteps)
@@ -200,10 +208,19 @@ def train_controller(
         model = cls.load(resume_from / "model.zip", env=venv, device=agent.get("device", "cpu"))
         print(f"resuming from {resume_from} at {model.num_timesteps} timesteps")
     else:
-        venv = VecNormalize(venv, norm_obs=norm.get("obs", True), norm_reward=norm.get("reward", True),
-                            clip_obs=norm.get("clip_obs", 10.0), gamma=float(ppo_kwargs.get("gamma", 0.99)))
-        model = cls(agent["policy"], venv, seed=seed, device=agent.get("device", "cpu"), verbose=0, **ppo_kwargs)
-    sb3_logger = Logger(str(out / "sb3_log"), [make_output_format("csv", str(out / "sb3_log")), WandbWriter(tracker)])
+        venv = VecNormalize(
+            venv,
+            norm_obs=norm.get("obs", True),
+            norm_reward=norm.get("reward", True),
+            clip_obs=norm.get("clip_obs", 10.0),
+            gamma=float(ppo_kwargs.get("gamma", 0.99)),
+        )
+        model = cls(
+            agent["policy"], venv, seed=seed, device=agent.get("device", "cpu"), verbose=0, **ppo_kwargs
+        )
+    sb3_logger = Logger(
+        str(out / "sb3_log"), [make_output_format("csv", str(out / "sb3_log")), WandbWriter(tracker)]
+    )
     model.set_logger(sb3_logger)
 
     checkpointer = RolloutCheckpoint(ckpt_dir, every)
@@ -211,23 +228,34 @@ def train_controller(
     eval_venv = None
     if int(agent.get("eval_every", 0)) > 0:
         ekw = dict(eval_env_kwargs or env_kwargs)
-        eval_venv = VecNormalize(make_vec_env(ekw, 1, "dummy", int(agent.get("eval_seed", 10_000))),
-                                 training=False, norm_reward=False, clip_obs=norm.get("clip_obs", 10.0))
+        eval_venv = VecNormalize(
+            make_vec_env(ekw, 1, "dummy", int(agent.get("eval_seed", 10_000))),
+            training=False,
+            norm_reward=False,
+            clip_obs=norm.get("clip_obs", 10.0),
+        )
         (out / "best").mkdir(exist_ok=True)
-        callbacks.append(EvalCallback(
-            eval_venv, n_eval_episodes=int(agent.get("eval_episodes", 1)),
-            eval_freq=max(1, int(agent["eval_every"]) // n_envs), deterministic=True,
-            best_model_save_path=str(out / "best"), log_path=str(out / "eval"), verbose=0,
-            callback_on_new_best=SaveVecNormalizeOnBest(out / "best" / "vecnormalize.pkl"),
-        ))
+        callbacks.append(
+            EvalCallback(
+                eval_venv,
+                n_eval_episodes=int(agent.get("eval_episodes", 1)),
+                eval_freq=max(1, int(agent["eval_every"]) // n_envs),
+                deterministic=True,
+                best_model_save_path=str(out / "best"),
+                log_path=str(out / "eval"),
+                verbose=0,
+                callback_on_new_best=SaveVecNormalizeOnBest(out / "best" / "vecnormalize.pkl"),
+            )
+        )
     callbacks += extra_callbacks or []
 
     start_steps, t0 = model.num_timesteps, time.perf_counter()
     remaining = max(0, total - model.num_timesteps)
     try:
         if remaining > 0:
-            model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
-                        progress_bar=progress)
+            model.learn(
+                remaining, callback=CallbackList(callbacks), reset_num_timesteps=False, progress_bar=progress
+            )
     except BaseException:
         # Keep what was learned: the next run with this out_dir resumes from here. Mid-rollout the policy
         # is still the one of the rollout's start, so the checkpoint is stamped with that step count and a
@@ -245,8 +273,11 @@ def train_controller(
     save_checkpoint(model, ckpt_dir)
 
     best = out / "best"
-    use_best = agent.get("artifact_from", "best") == "best" and (best / "best_model.zip").is_file() \
+    use_best = (
+        agent.get("artifact_from", "best") == "best"
+        and (best / "best_model.zip").is_file()
         and (best / "vecnormalize.pkl").is_file()
+    )
     if use_best:
         model, stats = cls.load(best / "best_model.zip", device="cpu"), best / "vecnormalize.pkl"
     else:
@@ -254,12 +285,24 @@ def train_controller(
     images_per_step = env_cfg.batch_size * env_cfg.steps_per_action
     rate = steps_this_run / seconds if steps_this_run and seconds > 0 else None
     throughput = {
-        "timesteps_this_run": steps_this_run, "seconds_this_run": seconds, "env_steps_per_s": rate,
+        "timesteps_this_run": steps_this_run,
+        "seconds_this_run": seconds,
+        "env_steps_per_s": rate,
         "trainee_images_per_s": rate * images_per_step if rate else None,
     }
-    artifact = save_artifact(out / "controller", model=model, vecnormalize=stats, env_config=env_cfg.to_dict(),
-                             algo=algo, extra_meta={"artifact_from": "best" if use_best else "final",
-                                                    "total_timesteps": total, "seed": seed, **throughput})
+    artifact = save_artifact(
+        out / "controller",
+        model=model,
+        vecnormalize=stats,
+        env_config=env_cfg.to_dict(),
+        algo=algo,
+        extra_meta={
+            "artifact_from": "best" if use_best else "final",
+            "total_timesteps": total,
+            "seed": seed,
+            **throughput,
+        },
+    )
     (out / "train_summary.json").write_text(json.dumps(throughput, indent=2))
     tracker.summary({f"controller/{k}": v for k, v in throughput.items() if v is not None})
     return artifact

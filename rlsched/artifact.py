@@ -1,9 +1,9 @@
 """A trained controller is one folder: the SB3 model, its VecNormalize statistics and the env config.
 
-    <dir>/model.zip         PPO.save / RecurrentPPO.save
-    <dir>/vecnormalize.pkl  VecNormalize.save (observation statistics used at training time)
-    <dir>/env_config.json   the EnvConfig the controller was trained with
-    <dir>/meta.json         algorithm, observation layout, action type, timesteps, versions
+<dir>/model.zip         PPO.save / RecurrentPPO.save
+<dir>/vecnormalize.pkl  VecNormalize.save (observation statistics used at training time)
+<dir>/env_config.json   the EnvConfig the controller was trained with
+<dir>/meta.json         algorithm, observation layout, action type, timesteps, versions
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def algorithm_class(algo: str):
     raise ValueError(f"unknown agent algorithm {algo!r}; allowed: {list(ALGORITHMS)}")
 
 
-def save_artifact(out_dir: str | Path, *, model, vecnormalize, env_config: dict, algo: str,
-                  extra_meta: dict | None = None) -> Path:
+def save_artifact(
+    out_dir: str | Path, *, model, vecnormalize, env_config: dict, algo: str, extra_meta: dict | None = None
+) -> Path:
     import gymnasium
     import stable_baselines3
     import torch
@@ -56,8 +57,11 @@ def save_artifact(out_dir: str | Path, *, model, vecnormalize, env_config: dict,
         "action": env_config["action"],
         "obs_shape": list(model.observation_space.shape),
         "num_timesteps": int(model.num_timesteps),
-        "versions": {"stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__,
-                     "gymnasium": gymnasium.__version__},
+        "versions": {
+            "stable_baselines3": stable_baselines3.__version__,
+            "torch": torch.__version__,
+            "gymnasium": gymnasium.__version__,
+        },
         **(extra_meta or {}),
     }
     (out / META).write_text(json.dumps(meta, indent=2))
@@ -101,7 +105,9 @@ def load_artifact(path: str | Path, device: str = "cpu") -> Artifact:
         raise ArtifactError(f"controller artifact {p} is not a folder; pass the folder written by training")
     missing = [f for f in (MODEL, VECNORM, ENV_CONFIG, META) if not (p / f).is_file()]
     if missing:
-        raise ArtifactError(f"controller artifact {p} lacks {missing}; was training interrupted before it finished?")
+        raise ArtifactError(
+            f"controller artifact {p} lacks {missing}; was training interrupted before it finished?"
+        )
     try:
         meta = json.loads((p / META).read_text())
         env_config = json.loads((p / ENV_CONFIG).read_text())
@@ -111,9 +117,13 @@ def load_artifact(path: str | Path, device: str = "cpu") -> Artifact:
         if key not in meta:
             raise ArtifactError(f"controller artifact {p}: {META} lacks {key!r}")
     if meta["algo"] not in ALGORITHMS:
-        raise ArtifactError(f"controller artifact {p}: unknown algo {meta['algo']!r}; allowed: {list(ALGORITHMS)}")
+        raise ArtifactError(
+            f"controller artifact {p}: unknown algo {meta['algo']!r}; allowed: {list(ALGORITHMS)}"
+        )
     if not zipfile.is_zipfile(p / MODEL):
-        raise ArtifactError(f"controller artifact {p}: {MODEL} is not a valid SB3 model file (corrupt or truncated)")
+        raise ArtifactError(
+            f"controller artifact {p}: {MODEL} is not a valid SB3 model file (corrupt or truncated)"
+        )
     try:
         model = algorithm_class(meta["algo"]).load(p / MODEL, device=device)
     except Exception as err:  # SB3 raises a zoo of errors on bad files; all mean the same to the user
@@ -123,7 +133,10 @@ def load_artifact(path: str | Path, device: str = "cpu") -> Artifact:
             vecnorm = pickle.load(f)
     except Exception as err:
         raise ArtifactError(f"controller artifact {p}: could not load {VECNORM}: {err}") from err
-    if list(model.observation_space.shape) != list(meta["obs_shape"]) or len(meta["feature_names"]) != meta["obs_shape"][0]:
+    if (
+        list(model.observation_space.shape) != list(meta["obs_shape"])
+        or len(meta["feature_names"]) != meta["obs_shape"][0]
+    ):
         raise ArtifactError(
             f"controller artifact {p}: model observation shape {list(model.observation_space.shape)} does not match "
             f"its recorded layout {meta['feature_names']}"

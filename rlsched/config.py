@@ -46,8 +46,11 @@ def load_tuned(env_kw: Mapping[str, Any], tuned_dir: str | Path | None = None) -
 
 
 def build_baselines(
-    names: list[str], specs: Mapping[str, Mapping[str, Any]], env_kw: Mapping[str, Any],
-    use_tuned: bool = True, tuned_dir: str | Path | None = None,
+    names: list[str],
+    specs: Mapping[str, Mapping[str, Any]],
+    env_kw: Mapping[str, Any],
+    use_tuned: bool = True,
+    tuned_dir: str | Path | None = None,
 ) -> tuple[list[Controller], dict[str, str]]:
     """Baselines by name from the `baselines` config, each overlaid with its tuned settings for this task.
 
@@ -56,8 +59,9 @@ def build_baselines(
     specs = dict(to_dict(specs))
     unknown = [n for n in names if n not in specs]
     if unknown:
-        raise ValueError(f"unknown controller(s) {unknown}; configured baselines: {sorted(specs)} "
-                         f"(kinds: {sorted(BASELINES)})")
+        raise ValueError(
+            f"unknown controller(s) {unknown}; configured baselines: {sorted(specs)} (kinds: {sorted(BASELINES)})"
+        )
     tuned = load_tuned(env_kw, tuned_dir) if use_tuned else {}
     out, source = [], {}
     for name in names:
@@ -65,7 +69,8 @@ def build_baselines(
         kind = params.pop("kind", name)
         if name in tuned:
             params.update(tuned[name])
-            source[name] = f"tuned: {tuned_file(env_kw, tuned_dir)}"
+            path = tuned_file(env_kw, tuned_dir)
+            source[name] = f"tuned: {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}"
         else:
             source[name] = "defaults"
         out.append(make_controller(kind, name=name, **params))

@@ -34,8 +34,9 @@ def evaluate_task(
     env = LRControlEnv(**env_kw)
     for ctrl in learned_ctrls:  # a mismatched artifact fails here, before any episode runs
         ctrl.artifact.check_compatible(env)
-    results, curves = run_benchmark(env_kw, [*learned_ctrls, *controllers], seeds, out, tracker=tracker,
-                                    progress=progress, env=env)
+    results, curves = run_benchmark(
+        env_kw, [*learned_ctrls, *controllers], seeds, out, tracker=tracker, progress=progress, env=env
+    )
     notes = [f"task `{task_key(env_kw)}`"] + [f"`{n}`: {s}" for n, s in sources.items()]
     notes += [f"`{c.name}`: artifact {c.artifact.path}" for c in learned_ctrls]
     return write_report(results, curves, list(baselines), out, title=title, tracker=tracker, notes=notes)

@@ -41,7 +41,9 @@ def ensure_writable(out_dir: str | Path) -> Path:
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
-        raise PermissionError(f"results folder {out} cannot be written ({err}); choose another with out_dir=...") from err
+        raise PermissionError(
+            f"results folder {out} cannot be written ({err}); choose another with out_dir=..."
+        ) from err
     return out
 
 
@@ -72,10 +74,16 @@ def run_episode(env: LRControlEnv, controller: Controller, seed: int) -> Episode
     curves.insert(0, "seed", seed)
     curves.insert(0, "controller", controller.name)
     final = {
-        "controller": controller.name, "seed": seed, "init_fingerprint": init, "steps": info["step"],
-        "diverged": bool(info.get("diverged", False)), "return": ret, "final_lr": info["lr"],
+        "controller": controller.name,
+        "seed": seed,
+        "init_fingerprint": init,
+        "steps": info["step"],
+        "diverged": bool(info.get("diverged", False)),
+        "return": ret,
+        "final_lr": info["lr"],
         **{k: info.get(k, float("nan")) for k in FINAL_KEYS},
-        "env_seconds": env_s, "wall_seconds": time.perf_counter() - t0,
+        "env_seconds": env_s,
+        "wall_seconds": time.perf_counter() - t0,
     }
     return EpisodeResult(curves, final)
 
@@ -97,7 +105,8 @@ def run_benchmark(
     """Run every controller on every seed; returns (results, curves), both also on disk in `out_dir`.
 
     Files: `results.csv` (one row per run, appended as runs finish) and `curves/<controller>__seed<s>.csv`.
-    Runs already in `results.csv` are skipped, which is how an interrupted benchmark resumes.
+    Runs already in `results.csv` with the same controller identity (parameters, or the artifact's bytes) are
+    skipped, which is how an interrupted benchmark resumes; a changed controller is run again.
     """
     names = [c.name for c in controllers]
     if len(set(names)) != len(names):
@@ -107,25 +116,40 @@ def run_benchmark(
     out = ensure_writable(out_dir)
     (out / "curves").mkdir(exist_ok=True)
     results_path = out / "results.csv"
+    ident = {c.name: c.identity() for c in controllers}
     done: set[tuple[str, int]] = set()
     if results_path.exists():
         prev = pd.read_csv(results_path)
-        done = set(zip(prev["controller"], prev["seed"].astype(int), strict=True))
+        done = {
+            (c, int(s))
+            for c, s, i in zip(prev["controller"], prev["seed"], prev["identity"], strict=True)
+            if ident.get(c) == i
+        }
     env = env or LRControlEnv(**env_kwargs)
     todo = [(s, c) for s in seeds for c in controllers if (c.name, int(s)) not in done]
     bar = tqdm(todo, desc="benchmark", disable=not progress, unit="run")
     for seed, ctrl in bar:
         bar.set_postfix(controller=ctrl.name, seed=seed)
+        t0 = time.perf_counter()
         res = run_episode(env, ctrl, int(seed))
         res.curves.to_csv(out / "curves" / f"{ctrl.name}__seed{seed}.csv", index=False)
-        pd.DataFrame([res.final]).to_csv(results_path, mode="a", header=not results_path.exists(), index=False)
         if tracker is not None:
-            tracker.log({f"final/{ctrl.name}/{k}": res.final[k] for k in ("test_loss", "test_accuracy", "final_val_loss")}
-                        | {"final/seed": seed})
+            keys = ("test_loss", "test_accuracy", "final_val_loss")
+            tracker.log({f"final/{ctrl.name}/{k}": res.final[k] for k in keys} | {"final/seed": seed})
+        # Everything the harness does for a run beyond the env's own reset/step time counts as overhead.
+        res.final["harness_seconds"] = time.perf_counter() - t0
+        res.final["identity"] = ident[ctrl.name]
+        pd.DataFrame([res.final]).to_csv(results_path, mode="a", header=not results_path.exists(), index=False)
     results = pd.read_csv(results_path)
-    results = results[results["controller"].isin(names) & results["seed"].isin([int(s) for s in seeds])]
+    # Keep the newest row of each current (controller, seed); rows of a changed controller are stale.
+    current = results["identity"] == results["controller"].map(ident)
+    results = results[current & results["seed"].isin([int(s) for s in seeds])]
+    results = results.drop_duplicates(["controller", "seed"], keep="last")
     curves = pd.concat(
-        [pd.read_csv(out / "curves" / f"{c}__seed{s}.csv") for c, s in zip(results["controller"], results["seed"], strict=True)],
+        [
+            pd.read_csv(out / "curves" / f"{c}__seed{s}.csv")
+            for c, s in zip(results["controller"], results["seed"], strict=True)
+        ],
         ignore_index=True,
     )
     return results.reset_index(drop=True), curves

@@ -11,8 +11,16 @@ from rlsched import plots, stats
 from rlsched.tracking import Tracker
 
 
-def write_report(results: pd.DataFrame, curves: pd.DataFrame, baselines: Sequence[str], out_dir: str | Path,
-                 *, title: str, tracker: Tracker | None = None, notes: Sequence[str] = ()) -> str:
+def write_report(
+    results: pd.DataFrame,
+    curves: pd.DataFrame,
+    baselines: Sequence[str],
+    out_dir: str | Path,
+    *,
+    title: str,
+    tracker: Tracker | None = None,
+    notes: Sequence[str] = (),
+) -> str:
     """Writes `summary.csv`, `paired.csv`, `table.md` and the plots into out_dir; returns the markdown."""
     out = Path(out_dir)
     present = [b for b in baselines if b in set(results["controller"])]
@@ -21,13 +29,23 @@ def write_report(results: pd.DataFrame, curves: pd.DataFrame, baselines: Sequenc
     diffs = stats.paired_differences(results, reference)
     summary.to_csv(out / "summary.csv", index=False)
     diffs.to_csv(out / "paired.csv", index=False)
-    md = "\n".join([
-        f"## {title}", "",
-        f"Seeds: {sorted(results['seed'].unique().tolist())}. Reference for paired differences: **{reference}** "
-        "(the baseline with the lowest mean final *validation* loss; test data never choose it).", "",
-        stats.markdown_table(summary, diffs, reference), "",
-        *[f"- {n}" for n in notes],
-    ])
+    md = "\n".join(
+        [
+            f"## {title}",
+            "",
+            f"Seeds: {sorted(results['seed'].unique().tolist())}. Reference for paired differences: **{reference}** "
+            "(the baseline with the lowest mean final *validation* loss; test data never choose it).",
+            "",
+            stats.markdown_table(summary, diffs, reference),
+            "",
+            *[f"- {n}" for n in notes],
+        ]
+    )
+    env_s, wall_s = results["env_seconds"].sum(), results["harness_seconds"].sum()
+    md += (
+        f"\n- harness overhead: {100 * (wall_s - env_s) / env_s:.2f}% of {env_s:.1f} s spent in env "
+        f"reset/step over {len(results)} runs"
+    )
     (out / "table.md").write_text(md + "\n")
     images = plots.plot_all(curves, out)
     if tracker is not None:

@@ -46,8 +46,16 @@ class Tracker:
         os.environ.setdefault("WANDB_SILENT", "true")
         Path(dir).mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
-            mode=mode, project=project, entity=entity, group=group, job_type=job_type, name=name,
-            tags=list(tags), config=dict(config or {}), dir=str(dir), reinit="finish_previous",
+            mode=mode,
+            project=project,
+            entity=entity,
+            group=group,
+            job_type=job_type,
+            name=name,
+            tags=list(tags),
+            config=dict(config or {}),
+            dir=str(dir),
+            reinit="finish_previous",
         )
 
     @property
@@ -85,14 +93,27 @@ class Tracker:
             self.run = None
 
 
-def tracker_from_config(logger_cfg: Mapping[str, Any], *, job_type: str, config: Mapping[str, Any],
-                        out_dir: str | os.PathLike, name: str | None = None) -> Tracker:
+def tracker_from_config(
+    logger_cfg: Mapping[str, Any],
+    *,
+    job_type: str,
+    config: Mapping[str, Any],
+    out_dir: str | os.PathLike,
+    name: str | None = None,
+) -> Tracker:
     """Build a Tracker from the `logger` config group."""
     cfg = dict(logger_cfg)
     return Tracker(
-        backend=cfg.get("backend", "wandb"), mode=cfg.get("mode", "offline"), project=cfg.get("project", "rlsched"),
-        entity=cfg.get("entity"), group=cfg.get("group"), job_type=job_type, name=name or cfg.get("name"),
-        tags=cfg.get("tags") or (), config=config, dir=out_dir,
+        backend=cfg.get("backend", "wandb"),
+        mode=cfg.get("mode", "offline"),
+        project=cfg.get("project", "rlsched"),
+        entity=cfg.get("entity"),
+        group=cfg.get("group"),
+        job_type=job_type,
+        name=name or cfg.get("name"),
+        tags=cfg.get("tags") or (),
+        config=config,
+        dir=out_dir,
     )
 
 
@@ -141,6 +162,10 @@ def read_offline_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
         rec = pb.Record()
         rec.ParseFromString(raw)
         if rec.WhichOneof("record_type") == "history":
-            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                         for item in rec.history.item})
+            rows.append(
+                {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in rec.history.item
+                }
+            )
     return rows

@@ -23,8 +23,13 @@ from rlsched.harness import run_episode
 SCORE_FILE = "score.json"
 
 
-def score_setting(env_kw: Mapping[str, Any], baseline: str, params: Mapping[str, Any], seeds: Sequence[int],
-                  env: LRControlEnv | None = None) -> dict:
+def score_setting(
+    env_kw: Mapping[str, Any],
+    baseline: str,
+    params: Mapping[str, Any],
+    seeds: Sequence[int],
+    env: LRControlEnv | None = None,
+) -> dict:
     """Mean final validation loss of one baseline setting. The test set is switched off, not just unused."""
     kw = {**env_kw, "test_eval": False, "final_val_eval": True}
     params = dict(params)
@@ -37,8 +42,14 @@ def score_setting(env_kw: Mapping[str, Any], baseline: str, params: Mapping[str,
         # A diverged run scores its final validation loss, which is poor or non-finite: never a winner.
         v = final["final_val_loss"]
         losses.append(v if math.isfinite(v) else float("inf"))
-    return {"task": task_key(env_kw), "baseline": baseline, "params": {"kind": kind, **params},
-            "seeds": [int(s) for s in seeds], "val_losses": losses, "score": sum(losses) / len(losses)}
+    return {
+        "task": task_key(env_kw),
+        "baseline": baseline,
+        "params": {"kind": kind, **params},
+        "seeds": [int(s) for s in seeds],
+        "val_losses": losses,
+        "score": sum(losses) / len(losses),
+    }
 
 
 def select_best(sweep_dir: str | Path, tuned_dir: str | Path | None = None) -> dict[str, dict]:
@@ -59,14 +70,40 @@ def select_best(sweep_dir: str | Path, tuned_dir: str | Path | None = None) -> d
         params = {k: v for k, v in s["params"].items() if k != "kind"}
         current[baseline] = params
         n = sum(1 for x in scores if (x["task"], x["baseline"]) == (task, baseline))
-        header = (f"# Tuned on mean final validation loss (never test). Written by rlsched.tuning.\n"
-                  f"# {baseline}: best of {n} settings, score {s['score']:.4f} on seeds {s['seeds']} "
-                  f"(sweep {sweep_dir}).\n")
-        old_header = [line for line in path.read_text().splitlines() if line.startswith("# ") and
-                      not line.startswith(f"# {baseline}:") and "Written by" not in line] if path.is_file() else []
+        header = (
+            f"# Tuned on mean final validation loss (never test). Written by rlsched.tuning.\n"
+            f"# {baseline}: best of {n} settings, score {s['score']:.4f} on seeds {s['seeds']} "
+            f"(sweep {sweep_dir}).\n"
+        )
+        old_header = (
+            [
+                line
+                for line in path.read_text().splitlines()
+                if line.startswith("# ")
+                and not line.startswith(f"# {baseline}:")
+                and "Written by" not in line
+            ]
+            if path.is_file()
+            else []
+        )
         path.write_text(header + "".join(f"{line}\n" for line in old_header) + OmegaConf.to_yaml(current))
-        written[f"{task}/{baseline}"] = {"file": str(path), **s}
+        written[f"{task}/{baseline}"] = {"file": str(path), "at_edge": _at_grid_edge(s, scores), **s}
     return written
+
+
+def _at_grid_edge(best: dict, scores: list[dict]) -> list[str]:
+    """Swept numeric parameters whose winning value is the smallest or largest tried: widen the grid."""
+    same = [x for x in scores if (x["task"], x["baseline"]) == (best["task"], best["baseline"])]
+    edges = []
+    for key, value in best["params"].items():
+        tried = {x["params"].get(key) for x in same}
+        if (
+            len(tried) > 2
+            and all(isinstance(v, int | float) for v in tried)
+            and value in (min(tried), max(tried))
+        ):
+            edges.append(key)
+    return edges
 
 
 class SelectBestBaseline(Callback):
@@ -75,5 +112,7 @@ class SelectBestBaseline(Callback):
         tuned_dir = config.get("tuned_dir")
         for key, s in select_best(sweep_dir, tuned_dir).items():
             print(f"[tune] {key}: best score {s['score']:.4f} with {s['params']} -> {s['file']}")
-
-
+            if s["at_edge"]:
+                print(
+                    f"[tune] WARNING {key}: the best {s['at_edge']} lie on the edge of the grid; widen the sweep"
+                )

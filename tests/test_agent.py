@@ -21,10 +21,24 @@ from rlsched.tracking import Tracker, read_offline_history
 
 def tiny_agent(**overrides) -> dict:
     agent = {
-        "algo": "ppo", "policy": "MlpPolicy", "n_envs": 2, "vec_env": "dummy", "total_timesteps": 80,
-        "checkpoint_every": 20, "eval_every": 40, "eval_episodes": 1, "resume": True,
-        "ppo": {"n_steps": 10, "batch_size": 20, "n_epochs": 2, "gamma": 1.0, "learning_rate": 3e-3,
-                "ent_coef": 0.1, "policy_kwargs": {"net_arch": [16]}},
+        "algo": "ppo",
+        "policy": "MlpPolicy",
+        "n_envs": 2,
+        "vec_env": "dummy",
+        "total_timesteps": 80,
+        "checkpoint_every": 20,
+        "eval_every": 40,
+        "eval_episodes": 1,
+        "resume": True,
+        "ppo": {
+            "n_steps": 10,
+            "batch_size": 20,
+            "n_epochs": 2,
+            "gamma": 1.0,
+            "learning_rate": 3e-3,
+            "ent_coef": 0.1,
+            "policy_kwargs": {"net_arch": [16]},
+        },
     }
     agent.update(overrides)
     return agent
@@ -49,15 +63,30 @@ def test_ppo_train_save_load_benchmark_with_wandb(train_kw, tiny_env_kwargs, tmp
     # The offline W&B run holds PPO losses and trainee curves.
     rows = read_offline_history(run_dir)
     keys = set().union(*rows)
-    for k in ("controller/policy_gradient_loss", "controller/value_loss", "trainee/val_loss", "trainee/lr",
-              "trainee/final_val_loss", "trainee/episode_return"):
+    for k in (
+        "controller/policy_gradient_loss",
+        "controller/value_loss",
+        "trainee/val_loss",
+        "trainee/lr",
+        "trainee/final_val_loss",
+        "trainee/episode_return",
+    ):
         assert k in keys, k
     vals = [r["trainee/val_loss"] for r in rows if "trainee/val_loss" in r]
     assert len(vals) >= 40 and all(0 < v < 10 for v in vals)
     # Load by path and run against baselines through the harness.
     specs = {"constant": {"kind": "constant", "lr": 0.01}}
-    evaluate_task(tiny_env_kwargs, ["constant"], specs, {"ppo": artifact}, [0, 1], tmp_path / "bench",
-                  title="t", use_tuned=False, progress=False)
+    evaluate_task(
+        tiny_env_kwargs,
+        ["constant"],
+        specs,
+        {"ppo": artifact},
+        [0, 1],
+        tmp_path / "bench",
+        title="t",
+        use_tuned=False,
+        progress=False,
+    )
     results = pd.read_csv(tmp_path / "bench" / "results.csv")
     assert set(results["controller"]) == {"ppo", "constant"} and len(results) == 4
     assert results["test_loss"].notna().all()
@@ -93,9 +122,18 @@ def test_resume_after_interruption_reaches_total_timesteps(train_kw, tmp_path):
 
 
 def test_recurrent_ppo_trains_and_runs(train_kw, tmp_path):
-    agent = tiny_agent(algo="recurrent_ppo", policy="MlpLstmPolicy", total_timesteps=40, eval_every=0,
-                       ppo={"n_steps": 10, "batch_size": 20, "n_epochs": 1,
-                            "policy_kwargs": {"net_arch": [16], "lstm_hidden_size": 8}})
+    agent = tiny_agent(
+        algo="recurrent_ppo",
+        policy="MlpLstmPolicy",
+        total_timesteps=40,
+        eval_every=0,
+        ppo={
+            "n_steps": 10,
+            "batch_size": 20,
+            "n_epochs": 1,
+            "policy_kwargs": {"net_arch": [16], "lstm_hidden_size": 8},
+        },
+    )
     artifact = train_controller(train_kw, agent, tmp_path)
     ctrl = LearnedController(artifact)
     res = run_episode(LRControlEnv(**train_kw), ctrl, 0)
@@ -114,7 +152,7 @@ def test_corrupt_or_mismatched_artifact_is_a_clear_error(train_kw, tmp_path):
     shutil.copytree(artifact, broken)
     data = (broken / "model.zip").read_bytes()
     (broken / "model.zip").write_bytes(data[: len(data) // 3])
-    with pytest.raises(ArtifactError, match="model.zip"):
+    with pytest.raises(ArtifactError, match=r"model\.zip"):
         load_artifact(broken)
     (broken / "vecnormalize.pkl").unlink()
     with pytest.raises(ArtifactError, match="lacks"):
@@ -125,8 +163,12 @@ def test_corrupt_or_mismatched_artifact_is_a_clear_error(train_kw, tmp_path):
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"algo": "a2c"}, "unknown agent algo"), ({"policy": "CnnPolicy"}, "unknown policy"),
-     ({"vec_env": "ray"}, "unknown vec_env"), ({"n_envs": 0}, "n_envs")],
+    [
+        ({"algo": "a2c"}, "unknown agent algo"),
+        ({"policy": "CnnPolicy"}, "unknown policy"),
+        ({"vec_env": "ray"}, "unknown vec_env"),
+        ({"n_envs": 0}, "n_envs"),
+    ],
 )
 def test_bad_agent_config_fails_before_training(change, message):
     with pytest.raises(ValueError, match=message):

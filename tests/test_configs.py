@@ -32,7 +32,9 @@ def _check(cfg, config_name: str) -> None:
     if config_name == "transfer":
         assert cfg.targets and all("name" in t for t in cfg.targets)
         for t in to_dict(cfg.targets):
-            EnvConfig.from_kwargs(**{**EnvConfig().to_dict(), **cfg.eval_env, **{k: v for k, v in t.items() if k != "name"}})
+            EnvConfig.from_kwargs(
+                **{**EnvConfig().to_dict(), **cfg.eval_env, **{k: v for k, v in t.items() if k != "name"}}
+            )
         build_baselines(list(cfg.controllers), cfg.baselines, EnvConfig().to_dict(), use_tuned=False)
         return
     kw = env_kwargs(cfg.env)
@@ -52,21 +54,37 @@ def test_every_experiment_composes(experiment):
     _check(_compose(name, overrides), name)
 
 
-GROUP_OPTIONS = [(g.name, o.stem) for g in sorted(CONF.iterdir()) if g.is_dir() and g.name not in ("experiment", "tuned")
-                 for o in sorted(g.glob("*.yaml"))]
+GROUP_OPTIONS = [
+    (g.name, o.stem)
+    for g in sorted(CONF.iterdir())
+    if g.is_dir() and g.name not in ("experiment", "tuned")
+    for o in sorted(g.glob("*.yaml"))
+]
 
 
 @pytest.mark.parametrize(
     ("config_name", "option"),
-    [(c, f"{g}={o}") for c in ("train", "benchmark", "tune") for g, o in GROUP_OPTIONS if g != "agent" or c == "train"],
+    [
+        (c, f"{g}={o}")
+        for c in ("train", "benchmark", "tune")
+        for g, o in GROUP_OPTIONS
+        if g != "agent" or c == "train"
+    ],
 )
 def test_every_group_option_composes(config_name, option):
     _check(_compose(config_name, [option]), config_name)
 
 
 def test_every_experiment_is_covered():
-    assert {"demo", "demo_transfer", "rq1_learned_vs_baselines", "rq2_transfer", "rq3_final_reward",
-            "rq4_raw_lr", "paper"} <= set(EXPERIMENTS)
+    assert {
+        "demo",
+        "demo_transfer",
+        "rq1_learned_vs_baselines",
+        "rq2_transfer",
+        "rq3_final_reward",
+        "rq4_raw_lr",
+        "paper",
+    } <= set(EXPERIMENTS)
 
 
 def test_research_questions_are_one_switch_each():

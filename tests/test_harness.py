@@ -19,11 +19,21 @@ SPECS = {
 
 
 def test_harness_writes_every_controller_and_seed(tiny_env_kwargs, tmp_path):
-    md = evaluate_task(tiny_env_kwargs, list(SPECS), SPECS, {}, [0, 1], tmp_path, title="tiny",
-                       use_tuned=False, progress=False)
+    md = evaluate_task(
+        tiny_env_kwargs,
+        list(SPECS),
+        SPECS,
+        {},
+        [0, 1],
+        tmp_path,
+        title="tiny",
+        use_tuned=False,
+        progress=False,
+    )
     results = pd.read_csv(tmp_path / "results.csv")
     assert sorted(zip(results["controller"], results["seed"], strict=True)) == sorted(
-        (c, s) for c in SPECS for s in (0, 1))
+        (c, s) for c in SPECS for s in (0, 1)
+    )
     assert results[["test_loss", "test_accuracy", "final_val_loss"]].notna().all().all()
     table = (tmp_path / "table.md").read_text()
     assert table.strip() == md.strip()
@@ -66,7 +76,7 @@ def test_interrupted_benchmark_keeps_finished_runs_and_resumes(tiny_env_kwargs, 
 
 
 def test_unknown_controller_name_fails_before_any_run(tiny_env_kwargs):
-    with pytest.raises(ValueError, match="unknown controller.*allowed|configured baselines"):
+    with pytest.raises(ValueError, match=r"unknown controller.*configured baselines"):
         build_baselines(["constant", "stepdecay"], SPECS, tiny_env_kwargs, use_tuned=False)
 
 
@@ -83,3 +93,12 @@ def test_tuned_settings_override_defaults(tiny_env_kwargs, tmp_path):
     plateau = ctrls[0]
     assert plateau.lr0 == 0.003 and plateau.patience == 4 and plateau.factor == 0.5
     assert source["plateau"].startswith("tuned") and source["constant"] == "defaults"
+
+
+def test_changed_controller_is_rerun_not_reused(tiny_env_kwargs, tmp_path):
+    run_benchmark(tiny_env_kwargs, [make_controller("constant", lr=0.01)], [0], tmp_path, progress=False)
+    results, _ = run_benchmark(tiny_env_kwargs, [make_controller("constant", lr=0.003)], [0], tmp_path, progress=False)
+    assert len(results) == 1 and results["final_lr"].iloc[0] == 0.003
+    again, _ = run_benchmark(tiny_env_kwargs, [make_controller("constant", lr=0.003)], [0], tmp_path, progress=False)
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 2  # the third call re-used the matching run
+    pd.testing.assert_frame_equal(again, results)

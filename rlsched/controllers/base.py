@@ -30,5 +30,10 @@ class Controller(abc.ABC):
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> float | np.ndarray | int:
         """The LR (sets_lr=True) or the action (sets_lr=False) for the coming step."""
 
+    def identity(self) -> str:
+        """What makes two runs of this controller the same run; the harness resumes only matching runs."""
+        params = {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
+        return f"{type(self).__name__}:{params}"
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

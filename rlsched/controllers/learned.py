@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,12 @@ class LearnedController(Controller):
         self.deterministic = deterministic
         self._state = None
         self._start = np.ones((1,), dtype=bool)
+
+    def identity(self) -> str:
+        h = hashlib.sha1()
+        for f in ("model.zip", "vecnormalize.pkl"):
+            h.update((self.artifact.path / f).read_bytes())
+        return f"learned:{h.hexdigest()[:16]}:deterministic={self.deterministic}"
 
     def reset(self, env, obs, info) -> None:
         self.artifact.check_compatible(env)

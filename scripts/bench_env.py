@@ -1,0 +1,261 @@
+"""Benchmark: LRControl-v0 episodes against a plain PyTorch loop doing the same training work.
+
+For each model (the paper's CNN and the MLP) on real Fashion-MNIST, it times
+  env:   N episodes through gymnasium.make (reset + episode_steps steps, constant action, final val and
+         test evaluation on);
+  plain: the same optimizer steps (Adam, batch B) and the same forward passes (first training batch and
+         probe at reset, probe after every step, full val + test at the end), without the env's bookkeeping;
+and reports the median over interleaved repeats, their ratio and the raw training throughput (images/s).
+The load average is recorded too: on a shared machine, other processes are the main source of noise.
+
+    python scripts/bench_env.py [--mlp-repeats 9] [--cnn-repeats 3] [--out results/bench_env.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import envs  # noqa: F401  (registers rlsched/LRControl-v0)
+from rlsched.data import DATA_DIR_ENV, DataSplits, make_splits
+from rlsched.models import build_model
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+INITIAL_LR = 1e-3  # low enough that no run diverges (a diverged episode would end early and do less work)
+EVAL_BATCH = 2000  # the env's default eval_batch_size, used by both sides
+
+
+@dataclass
+class Case:
+    model: str
+    train_size: int | None
+    val_size: int | None
+    test_size: int | None
+    val_probe: int
+    batch_size: int
+    episode_steps: int
+    episodes: int
+    throughput_steps: int
+
+    def env_kwargs(self, data_dir: str) -> dict:
+        return {
+            "model": self.model, "train_size": self.train_size, "val_size": self.val_size,
+            "test_size": self.test_size, "val_probe": self.val_probe, "batch_size": self.batch_size,
+            "episode_steps": self.episode_steps, "initial_lr": INITIAL_LR, "eval_batch_size": EVAL_BATCH,
+            "data_dir": data_dir, "test_eval": True, "final_val_eval": True,
+        }
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "python": platform.python_version(),
+        "load_average_1_5_15min": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+# ----- the two contenders ---------------------------------------------------------------------------------
+def run_env(env: gym.Env, case: Case, seed0: int) -> float:
+    action = np.zeros(1, dtype=np.float32)  # scale action 0: the rate stays where it is
+    start = time.perf_counter()
+    for e in range(case.episodes):
+        env.reset(seed=seed0 + e)
+        for _ in range(case.episode_steps):
+            _, _, terminated, truncated, info = env.step(action)
+            if terminated:
+                raise RuntimeError(f"{case.model}: the env diverged, so it did less work than the plain loop")
+        if not truncated or "test_loss" not in info:
+            raise RuntimeError("episode did not end with the final evaluation")
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    net.eval()
+    logits = torch.cat([net(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
+    return F.cross_entropy(logits, y)
+
+
+def run_plain(s: DataSplits, case: Case, seed0: int) -> float:
+    spec = s.spec
+    b = case.batch_size
+    start = time.perf_counter()
+    for e in range(case.episodes):
+        torch.manual_seed(seed0 + e)
+        net = build_model(case.model, spec.channels, spec.image_size, spec.num_classes)
+        opt = torch.optim.Adam(net.parameters(), lr=INITIAL_LR)
+        order = torch.Generator().manual_seed(seed0 + e)
+        perm, cursor = torch.empty(0, dtype=torch.long), 0
+        losses = []
+        x0, y0 = s.train_batch(torch.arange(b))
+        losses += [evaluate(net, x0, y0), evaluate(net, s.x_probe, s.y_probe)]
+        for _ in range(case.episode_steps):
+            if cursor + b > len(perm):
+                perm, cursor = torch.randperm(s.train_size, generator=order), 0
+            x, y = s.train_batch(perm[cursor : cursor + b])
+            cursor += b
+            net.train()
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses += [loss.detach(), evaluate(net, s.x_probe, s.y_probe)]
+        losses += [evaluate(net, s.x_val, s.y_val), evaluate(net, s.x_test, s.y_test)]
+        if not all(np.isfinite(float(v)) for v in losses):
+            raise RuntimeError(f"{case.model}: the plain loop diverged")
+    return time.perf_counter() - start
+
+
+def train_throughput(s: DataSplits, case: Case, batch: int = 1000) -> float:
+    """Images per second of bare optimizer steps (forward, backward, Adam) at batch `batch`."""
+    spec = s.spec
+    torch.manual_seed(0)
+    net = build_model(case.model, spec.channels, spec.image_size, spec.num_classes)
+    opt = torch.optim.Adam(net.parameters(), lr=INITIAL_LR)
+    net.train()
+    rows = torch.randperm(s.train_size, generator=torch.Generator().manual_seed(0))
+
+    def steps(n: int) -> None:
+        for i in range(n):
+            first = (i * batch) % (s.train_size - batch + 1)
+            x, y = s.train_batch(rows[first : first + batch])
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    steps(2)  # warm-up: allocator and kernel selection
+    start = time.perf_counter()
+    steps(case.throughput_steps)
+    return case.throughput_steps * batch / (time.perf_counter() - start)
+
+
+# ----- driver -----------------------------------------------------------------------------------------------
+def bench_case(case: Case, data_dir: str, repeats: int) -> dict:
+    kwargs = case.env_kwargs(data_dir)
+    env = gym.make("rlsched/LRControl-v0", **kwargs)
+    s = make_splits("fashion_mnist", split_seed=0, data_dir=data_dir, train_size=case.train_size,
+                    val_size=case.val_size, val_probe=case.val_probe, test_size=case.test_size)
+    # Warm-up outside the timings: data already loaded, first-call costs (allocator, kernels) paid.
+    warm = Case(**{**asdict(case), "episodes": 1, "episode_steps": 2})
+    run_env(gym.make("rlsched/LRControl-v0", **warm.env_kwargs(data_dir)), warm, 999)
+    run_plain(s, warm, 999)
+    env_times, plain_times = [], []
+    for r in range(repeats):
+        # Alternate which side goes first so that drift (thermal, other load) hits both alike.
+        order = ("env", "plain") if r % 2 == 0 else ("plain", "env")
+        for side in order:
+            if side == "env":
+                env_times.append(run_env(env, case, 100 * r))
+            else:
+                plain_times.append(run_plain(s, case, 100 * r))
+        print(f"  {case.model} repeat {r + 1}/{repeats}: env {env_times[-1]:.2f}s, "
+              f"plain {plain_times[-1]:.2f}s", flush=True)
+    ips = train_throughput(s, case)
+    env_med, plain_med = statistics.median(env_times), statistics.median(plain_times)
+    return {
+        "case": asdict(case), "repeats": repeats, "env_s": env_times, "plain_s": plain_times,
+        "env_median_s": env_med, "plain_median_s": plain_med, "ratio": env_med / plain_med,
+        # Other processes only ever add time, so the fastest run of each side is the least disturbed one.
+        "ratio_of_mins": min(env_times) / min(plain_times),
+        "median_paired_ratio": statistics.median(e / p for e, p in zip(env_times, plain_times, strict=True)),
+        "train_images_per_s": ips,
+    }
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| model | train / probe / val / test | batch | episodes x steps | repeats | env s | plain s "
+        "| env/plain | env/plain (mins) | train img/s (batch 1000) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        c = r["case"]
+        sizes = " / ".join(str(v) if v is not None else "full" for v in
+                           (c["train_size"], c["val_probe"], c["val_size"], c["test_size"]))
+        lines.append(
+            f"| {c['model']} | {sizes} | {c['batch_size']} | {c['episodes']} x {c['episode_steps']} "
+            f"| {r['repeats']} | {r['env_median_s']:.2f} | {r['plain_median_s']:.2f} | {r['ratio']:.3f} "
+            f"| {r['ratio_of_mins']:.3f} | {r['train_images_per_s']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def default_data_dir() -> str | None:
+    env = os.environ.get(DATA_DIR_ENV, "")
+    if env:
+        return env
+    fallback = REPO_ROOT.parent / "shared" / "data"
+    return str(fallback) if fallback.is_dir() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=default_data_dir(), help=f"data root (default: ${DATA_DIR_ENV})")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "bench_env.json")
+    p.add_argument("--mlp-repeats", type=int, default=9, help="interleaved env/plain repeats (MLP)")
+    p.add_argument("--cnn-repeats", type=int, default=3, help="interleaved env/plain repeats (CNN)")
+    p.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
+    p.add_argument("--mlp-steps", type=int, default=30)
+    p.add_argument("--mlp-episodes", type=int, default=3)
+    p.add_argument("--mlp-probe", type=int, default=2000)
+    p.add_argument("--cnn-steps", type=int, default=8)
+    p.add_argument("--cnn-episodes", type=int, default=1)
+    p.add_argument("--cnn-train-size", type=int, default=10000)
+    p.add_argument("--cnn-probe", type=int, default=1000)
+    p.add_argument("--cnn-val-size", type=int, default=2000)
+    p.add_argument("--cnn-test-size", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=1000)
+    args = p.parse_args(argv)
+    if not args.data_dir:
+        p.error(f"no data root: set {DATA_DIR_ENV} or pass --data-dir")
+
+    cases = {
+        "mlp": Case("mlp", None, None, None, args.mlp_probe, args.batch_size, args.mlp_steps,
+                    args.mlp_episodes, throughput_steps=40),
+        "cnn": Case("cnn", args.cnn_train_size, args.cnn_val_size, args.cnn_test_size, args.cnn_probe,
+                    args.batch_size, args.cnn_steps, args.cnn_episodes, throughput_steps=4),
+    }
+    info = machine()
+    print(f"machine: {info['cpu']} ({info['cpu_count']} CPUs), torch {info['torch']}, "
+          f"{info['torch_threads']} torch threads, Python {info['python']}, "
+          f"load average {info['load_average_1_5_15min']}", flush=True)
+    start = time.perf_counter()
+    repeats = {"mlp": args.mlp_repeats, "cnn": args.cnn_repeats}
+    rows = [bench_case(cases[m], args.data_dir, repeats[m]) for m in args.models]
+    md = table(rows)
+    print()
+    print(md)
+    print(f"\n(env s, plain s: medians of interleaved repeats; env/plain: their ratio, target <= 1.05; "
+          f"(mins): ratio of the fastest runs; total {time.perf_counter() - start:.0f}s)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    info["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+    print(f"load average before {info['load_average_1_5_15min']}, after {info['load_average_after']}")
+    args.out.write_text(json.dumps({"machine": info, "initial_lr": INITIAL_LR, "eval_batch_size": EVAL_BATCH,
+                                    "results": rows, "table": md}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

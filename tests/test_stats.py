@@ -1,0 +1,128 @@
+"""Summary statistics, paired comparisons, reference choice and the markdown table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from rlsched.stats import best_baseline, markdown_table, paired_differences, summarize
+
+
+def results(rows: dict[str, dict[int, tuple[float, float, float]]]) -> pd.DataFrame:
+    """{controller: {seed: (test_loss, test_accuracy, final_val_loss)}} -> the results frame."""
+    return pd.DataFrame(
+        [{"controller": c, "seed": s, "test_loss": tl, "test_accuracy": ta, "final_val_loss": vl}
+         for c, by_seed in rows.items() for s, (tl, ta, vl) in by_seed.items()]
+    )
+
+
+def test_summarize_against_hand_computation() -> None:
+    df = results({
+        "a": {0: (1.0, 0.9, 2.0), 1: (2.0, 0.8, 2.0), 2: (3.0, 0.7, 2.0), 3: (4.0, 0.6, 2.0)},
+        "b": {0: (0.5, 0.95, 0.4)},
+    })
+    s = summarize(df)
+    assert list(s.index) == ["a", "b"] and s.loc["a", "n"] == 4 and s.loc["b", "n"] == 1
+    std = math.sqrt(((1.5**2 + 0.5**2) * 2) / 3)  # ddof=1 around the mean 2.5
+    half = sps.t.ppf(0.975, 3) * std / math.sqrt(4)
+    assert s.loc["a", "test_loss_mean"] == pytest.approx(2.5, rel=1e-12)
+    assert s.loc["a", "test_loss_std"] == pytest.approx(std, rel=1e-12)
+    assert s.loc["a", "test_loss_ci_low"] == pytest.approx(2.5 - half, rel=1e-12)
+    assert s.loc["a", "test_loss_ci_high"] == pytest.approx(2.5 + half, rel=1e-12)
+    assert half == pytest.approx(3.182446305 * std / 2, rel=1e-9)  # t_{0.975, 3} from tables
+    assert s.loc["a", "test_accuracy_mean"] == pytest.approx(0.75)
+    assert s.loc["a", "final_val_loss_std"] == 0.0 and s.loc["a", "final_val_loss_ci_low"] == 2.0
+    # One seed: a mean, but no spread and no interval.
+    assert s.loc["b", "test_loss_mean"] == 0.5
+    assert all(math.isnan(s.loc["b", f"test_loss_{k}"]) for k in ("std", "ci_low", "ci_high"))
+
+
+def test_summarize_keeps_nan_and_checks_input() -> None:
+    df = results({"a": {0: (1.0, 0.9, 1.0), 1: (float("nan"), 0.1, 1.0)}})
+    assert math.isnan(summarize(df).loc["a", "test_loss_mean"])  # a diverged seed is not silently dropped
+    with pytest.raises(ValueError, match="repeated"):
+        summarize(pd.concat([df, df]))
+    with pytest.raises(ValueError, match=r"lack column\(s\) \['test_loss'\]"):
+        summarize(df.drop(columns="test_loss"))
+
+
+def paired_frame() -> pd.DataFrame:
+    # Seeds differ wildly in difficulty, and "better" gains exactly 0.25 loss / 0.01 accuracy on every one.
+    ref_loss = {0: 1.0, 1: 5.0, 2: 2.0, 3: 8.0, 4: 3.0, 5: 0.5}
+    rows = {
+        "ref": {s: (v, 0.5, 1.0) for s, v in ref_loss.items()},
+        "better": {s: (v - 0.25, 0.51, 0.9) for s, v in ref_loss.items()} | {99: (100.0, 0.0, 0.9)},
+        "single": {3: (7.0, 0.6, 0.9), 42: (1.0, 0.6, 0.9)},
+    }
+    df = results(rows)
+    return df.sample(frac=1.0, random_state=1).reset_index(drop=True)  # pairing must not rely on order
+
+
+def test_paired_differences_use_pairing() -> None:
+    df = paired_frame()
+    d = paired_differences(df, "ref", n_resamples=2000)
+    assert list(d.index) != [] and "ref" not in d.index
+    assert d.loc["better", "n_pairs"] == 6  # seed 99 has no partner
+    assert d.loc["better", "test_loss_diff_mean"] == pytest.approx(-0.25, abs=1e-12)
+    assert d.loc["better", "test_loss_diff_ci_low"] == pytest.approx(-0.25, abs=1e-12)
+    assert d.loc["better", "test_loss_diff_ci_high"] == pytest.approx(-0.25, abs=1e-12)
+    assert d.loc["better", "test_accuracy_diff_ci_low"] == pytest.approx(0.01, abs=1e-12)
+    # Unpaired, the same numbers give an interval wider than the whole effect many times over.
+    s = summarize(df[df["seed"] != 99])
+    assert s.loc["better", "test_loss_ci_high"] - s.loc["better", "test_loss_ci_low"] > 5.0
+    # One shared seed: the difference, but no interval.
+    assert d.loc["single", "n_pairs"] == 1 and d.loc["single", "test_loss_diff_mean"] == pytest.approx(-1.0)
+    assert math.isnan(d.loc["single", "test_loss_diff_ci_low"])
+
+
+def test_paired_bootstrap_matches_scipy_and_is_seeded() -> None:
+    rng = np.random.default_rng(3)
+    ref = rng.normal(1.0, 0.3, 12)
+    diff = rng.normal(-0.1, 0.05, 12)
+    df = pd.DataFrame({
+        "controller": ["ref"] * 12 + ["c"] * 12, "seed": list(range(12)) * 2,
+        "test_loss": np.r_[ref, ref + diff], "test_accuracy": 0.5, "final_val_loss": 1.0,
+    })
+    d = paired_differences(df, "ref", n_resamples=20_000, seed=7)
+    ci = sps.bootstrap((diff,), np.mean, n_resamples=20_000, method="percentile",
+                       rng=np.random.default_rng(0)).confidence_interval
+    assert d.loc["c", "test_loss_diff_mean"] == pytest.approx(diff.mean(), abs=1e-12)
+    assert d.loc["c", "test_loss_diff_ci_low"] == pytest.approx(ci.low, abs=0.004)
+    assert d.loc["c", "test_loss_diff_ci_high"] == pytest.approx(ci.high, abs=0.004)
+    again = paired_differences(df, "ref", n_resamples=20_000, seed=7)
+    pd.testing.assert_frame_equal(d, again)
+    with pytest.raises(ValueError, match="reference 'nope'"):
+        paired_differences(df, "nope")
+
+
+def test_best_baseline_uses_validation_not_test() -> None:
+    # "val_best" has the lowest validation loss but the worst test loss; the choice must not see the test.
+    df = results({
+        "val_best": {0: (2.0, 0.5, 0.30), 1: (2.2, 0.5, 0.32)},
+        "test_best": {0: (0.1, 0.9, 0.50), 1: (0.1, 0.9, 0.52)},
+        "diverged": {0: (0.0, 1.0, 0.01), 1: (0.0, 1.0, float("nan"))},
+        "learned": {0: (0.0, 1.0, 0.0), 1: (0.0, 1.0, 0.0)},
+    })
+    assert best_baseline(df, ["test_best", "val_best", "diverged"]) == "val_best"
+    assert best_baseline(df, ["test_best"]) == "test_best"
+    with pytest.raises(ValueError, match="validation"):
+        best_baseline(df, ["test_best", "val_best"], metric="test_loss")
+    with pytest.raises(ValueError, match=r"\['missing'\] have no results"):
+        best_baseline(df, ["val_best", "missing"])
+
+
+def test_markdown_table_lists_every_controller() -> None:
+    df = paired_frame()
+    s, d = summarize(df), paired_differences(df, "ref", n_resamples=500)
+    md = markdown_table(s, d, "ref")
+    table = [ln for ln in md.splitlines() if ln.startswith("|")]
+    assert len(table) == 2 + 3 and len({ln.count("|") for ln in table}) == 1
+    for ctrl in ("ref (reference)", "better", "single"):
+        assert any(ln.startswith(f"| {ctrl} |") for ln in table), ctrl
+    better = next(ln for ln in table if ln.startswith("| better |"))
+    assert "-0.2500 [-0.2500, -0.2500]" in better and "±" in better
+    assert "Δ test loss vs ref" in table[0]
