@@ -122,7 +122,9 @@ class EnvConfig:
         if not 0 < self.lr_min < self.lr_max:
             raise ValueError(f"need 0 < lr_min < lr_max, got lr_min={self.lr_min}, lr_max={self.lr_max}")
         if not self.lr_min <= self.initial_lr <= self.lr_max:
-            raise ValueError(f"initial_lr={self.initial_lr} lies outside [lr_min, lr_max]=[{self.lr_min}, {self.lr_max}]")
+            raise ValueError(
+                f"initial_lr={self.initial_lr} lies outside [lr_min, lr_max]=[{self.lr_min}, {self.lr_max}]"
+            )
         for name in ("steps_per_action", "episode_steps", "batch_size", "eval_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -217,8 +219,14 @@ class LRControlEnv(gym.Env):
     def _make_splits(self, split_seed: int):
         cfg = self.cfg
         return make_splits(
-            cfg.dataset, split_seed=split_seed, data_dir=cfg.data_dir, train_size=cfg.train_size,
-            val_size=cfg.val_size, val_probe=cfg.val_probe, test_size=cfg.test_size, device=self.device,
+            cfg.dataset,
+            split_seed=split_seed,
+            data_dir=cfg.data_dir,
+            train_size=cfg.train_size,
+            val_size=cfg.val_size,
+            val_probe=cfg.val_probe,
+            test_size=cfg.test_size,
+            device=self.device,
             verify_checksums=cfg.verify_checksums,
         )
 
@@ -232,9 +240,18 @@ class LRControlEnv(gym.Env):
         if split_seed != self._splits_seed:
             self._splits, self._splits_seed = self._make_splits(split_seed), split_seed
         self.trainee = Trainee(
-            self._splits, model=cfg.model, model_kwargs=cfg.model_kwargs, optimizer=cfg.optimizer,
-            lr=cfg.initial_lr, batch_size=cfg.batch_size, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-            init_seed=init_seed, order_seed=order_seed, device=self.device, eval_batch_size=cfg.eval_batch_size,
+            self._splits,
+            model=cfg.model,
+            model_kwargs=cfg.model_kwargs,
+            optimizer=cfg.optimizer,
+            lr=cfg.initial_lr,
+            batch_size=cfg.batch_size,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            init_seed=init_seed,
+            order_seed=order_seed,
+            device=self.device,
+            eval_batch_size=cfg.eval_batch_size,
         )
         self.lr, self.t, self._needs_reset = cfg.initial_lr, 0, False
         self._pred_ema = self._change_ema = None
@@ -244,8 +261,9 @@ class LRControlEnv(gym.Env):
         x, y = s.train_batch(torch.arange(cfg.batch_size, device=self.device))
         train_loss, _, train_logits = self.trainee.evaluate(x, y)
         c = self.spec_data.num_classes
-        self._prev_probs = torch.full((len(x) if cfg.prediction_source == "train" else s.val_probe, c), 1.0 / c,
-                                      device=self.device)
+        self._prev_probs = torch.full(
+            (len(x) if cfg.prediction_source == "train" else s.val_probe, c), 1.0 / c, device=self.device
+        )
         obs, raw = self._observe(train_loss, train_logits)
         self._last_obs, self._prev_val_loss = obs, raw["val_loss"]
         return obs, self._info(raw)
@@ -262,7 +280,9 @@ class LRControlEnv(gym.Env):
         result = self.trainee.train(cfg.steps_per_action)
         self.t += 1
         obs, raw = self._observe(result.train_loss, result.last_logits)
-        diverged = not all(math.isfinite(v) for v in raw.values()) or max(raw["train_loss"], raw["val_loss"]) > cfg.max_loss
+        diverged = (
+            not all(math.isfinite(v) for v in raw.values()) or max(raw["train_loss"], raw["val_loss"]) > cfg.max_loss
+        )
         truncated = self.t >= cfg.episode_steps and not diverged
         info = self._info(raw)
         info["diverged"] = diverged
@@ -286,19 +306,35 @@ class LRControlEnv(gym.Env):
         probs = F.softmax(train_logits if cfg.prediction_source == "train" else val_logits, dim=1)
         penult, last = tr.net.feature_params()
         with torch.no_grad():
-            stats = torch.stack([
-                val_loss, val_acc, train_loss.reshape(()), log_var(probs), log_var(probs - self._prev_probs),
-                penult.mean(), penult.var(unbiased=False), last.mean(), last.var(unbiased=False),
-            ]).tolist()  # the step's single host sync
+            stats = torch.stack(
+                [
+                    val_loss,
+                    val_acc,
+                    train_loss.reshape(()),
+                    log_var(probs),
+                    log_var(probs - self._prev_probs),
+                    penult.mean(),
+                    penult.var(unbiased=False),
+                    last.mean(),
+                    last.var(unbiased=False),
+                ]
+            ).tolist()  # the step's single host sync
         self._prev_probs = probs
         vl, va, tl, plv, pclv, pm, pv, lm, lv = stats
         self._pred_ema = ema(self._pred_ema, plv, cfg.ema_decay)
         self._change_ema = ema(self._change_ema, pclv, cfg.ema_decay)
         raw = {
-            "val_loss": vl, "val_accuracy": va, "train_loss": tl,
-            "pred_log_var_ema": self._pred_ema, "pred_change_log_var_ema": self._change_ema,
-            "penult_weight_mean": pm, "penult_weight_var": pv, "last_weight_mean": lm, "last_weight_var": lv,
-            "log10_lr": math.log10(self.lr), "progress": self.t / cfg.episode_steps,
+            "val_loss": vl,
+            "val_accuracy": va,
+            "train_loss": tl,
+            "pred_log_var_ema": self._pred_ema,
+            "pred_change_log_var_ema": self._change_ema,
+            "penult_weight_mean": pm,
+            "penult_weight_var": pv,
+            "last_weight_mean": lm,
+            "last_weight_var": lv,
+            "log10_lr": math.log10(self.lr),
+            "progress": self.t / cfg.episode_steps,
         }
         vec = np.array([raw[f] for f in self.feature_names], dtype=np.float64)
         if cfg.obs_transform == "symlog":
@@ -309,8 +345,12 @@ class LRControlEnv(gym.Env):
     def _info(self, raw: dict) -> dict:
         tr = self.trainee
         return {
-            "step": self.t, "lr": self.lr, "train_loss": raw["train_loss"], "val_loss": raw["val_loss"],
-            "val_accuracy": raw["val_accuracy"], "optimizer_steps": tr.optimizer_steps,
+            "step": self.t,
+            "lr": self.lr,
+            "train_loss": raw["train_loss"],
+            "val_loss": raw["val_loss"],
+            "val_accuracy": raw["val_accuracy"],
+            "optimizer_steps": tr.optimizer_steps,
             "epoch": tr.optimizer_steps / tr.batches_per_epoch,
         }
 

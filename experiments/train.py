@@ -33,9 +33,7 @@ def main(cfg: DictConfig) -> None:
     print(f"controller artifact: {artifact}")
     if cfg.benchmark.enabled:
         b = cfg.benchmark
-        tracker = tracker_from_config(
-            cfg.logger, job_type="eval", config=to_dict(cfg), out_dir=out / "benchmark"
-        )
+        tracker = tracker_from_config(cfg.logger, job_type="eval", config=to_dict(cfg), out_dir=out / "benchmark")
         try:
             md = evaluate_task(
                 eval_kw,

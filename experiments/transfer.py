@@ -19,11 +19,7 @@ def target_env_kwargs(artifact_env: dict, eval_env: dict, target: dict) -> dict:
     """The artifact's training env, then the evaluation settings, then the target's own changes."""
     overrides = {k: v for k, v in target.items() if k != "name"}
     # A new model needs its own model_kwargs unless the target gives them.
-    if (
-        "model" in overrides
-        and overrides["model"] != artifact_env["model"]
-        and "model_kwargs" not in overrides
-    ):
+    if "model" in overrides and overrides["model"] != artifact_env["model"] and "model_kwargs" not in overrides:
         overrides["model_kwargs"] = {}
     return env_kwargs({**artifact_env, **eval_env, **overrides})
 

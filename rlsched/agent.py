@@ -36,9 +36,7 @@ def validate_agent_config(agent: Mapping[str, Any]) -> None:
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown agent algo {algo!r}; allowed: {list(ALGORITHMS)}")
     if agent.get("policy") not in POLICIES[algo]:
-        raise ValueError(
-            f"unknown policy {agent.get('policy')!r} for {algo}; allowed: {list(POLICIES[algo])}"
-        )
+        raise ValueError(f"unknown policy {agent.get('policy')!r} for {algo}; allowed: {list(POLICIES[algo])}")
     if agent.get("vec_env", "dummy") not in VEC_ENVS:
         raise ValueError(f"unknown vec_env {agent.get('vec_env')!r}; allowed: {list(VEC_ENVS)}")
     for key in ("n_envs", "total_timesteps", "checkpoint_every"):
@@ -99,9 +97,7 @@ class TraineeMetrics(BaseCallback):
     def _on_step(self) -> bool:
         infos, dones = self.locals["infos"], self.locals["dones"]
         first = infos[0]
-        metrics = {
-            f"trainee/{k}": first[k] for k in ("lr", "train_loss", "val_loss", "val_accuracy") if k in first
-        }
+        metrics = {f"trainee/{k}": first[k] for k in ("lr", "train_loss", "val_loss", "val_accuracy") if k in first}
         for info, done in zip(infos, dones, strict=True):
             if done and "episode" in info:
                 self.episodes += 1
@@ -215,12 +211,8 @@ def train_controller(
             clip_obs=norm.get("clip_obs", 10.0),
             gamma=float(ppo_kwargs.get("gamma", 0.99)),
         )
-        model = cls(
-            agent["policy"], venv, seed=seed, device=agent.get("device", "cpu"), verbose=0, **ppo_kwargs
-        )
-    sb3_logger = Logger(
-        str(out / "sb3_log"), [make_output_format("csv", str(out / "sb3_log")), WandbWriter(tracker)]
-    )
+        model = cls(agent["policy"], venv, seed=seed, device=agent.get("device", "cpu"), verbose=0, **ppo_kwargs)
+    sb3_logger = Logger(str(out / "sb3_log"), [make_output_format("csv", str(out / "sb3_log")), WandbWriter(tracker)])
     model.set_logger(sb3_logger)
 
     checkpointer = RolloutCheckpoint(ckpt_dir, every)
@@ -253,9 +245,7 @@ def train_controller(
     remaining = max(0, total - model.num_timesteps)
     try:
         if remaining > 0:
-            model.learn(
-                remaining, callback=CallbackList(callbacks), reset_num_timesteps=False, progress_bar=progress
-            )
+            model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False, progress_bar=progress)
     except BaseException:
         # Keep what was learned: the next run with this out_dir resumes from here. Mid-rollout the policy
         # is still the one of the rollout's start, so the checkpoint is stamped with that step count and a

@@ -105,9 +105,7 @@ def load_artifact(path: str | Path, device: str = "cpu") -> Artifact:
         raise ArtifactError(f"controller artifact {p} is not a folder; pass the folder written by training")
     missing = [f for f in (MODEL, VECNORM, ENV_CONFIG, META) if not (p / f).is_file()]
     if missing:
-        raise ArtifactError(
-            f"controller artifact {p} lacks {missing}; was training interrupted before it finished?"
-        )
+        raise ArtifactError(f"controller artifact {p} lacks {missing}; was training interrupted before it finished?")
     try:
         meta = json.loads((p / META).read_text())
         env_config = json.loads((p / ENV_CONFIG).read_text())
@@ -117,13 +115,9 @@ def load_artifact(path: str | Path, device: str = "cpu") -> Artifact:
         if key not in meta:
             raise ArtifactError(f"controller artifact {p}: {META} lacks {key!r}")
     if meta["algo"] not in ALGORITHMS:
-        raise ArtifactError(
-            f"controller artifact {p}: unknown algo {meta['algo']!r}; allowed: {list(ALGORITHMS)}"
-        )
+        raise ArtifactError(f"controller artifact {p}: unknown algo {meta['algo']!r}; allowed: {list(ALGORITHMS)}")
     if not zipfile.is_zipfile(p / MODEL):
-        raise ArtifactError(
-            f"controller artifact {p}: {MODEL} is not a valid SB3 model file (corrupt or truncated)"
-        )
+        raise ArtifactError(f"controller artifact {p}: {MODEL} is not a valid SB3 model file (corrupt or truncated)")
     try:
         model = algorithm_class(meta["algo"]).load(p / MODEL, device=device)
     except Exception as err:  # SB3 raises a zoo of errors on bad files; all mean the same to the user

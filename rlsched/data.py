@@ -84,11 +84,8 @@ def _torchvision_split(name: str, root: Path, train: bool, download: bool, verif
 
 
 def _as_uint8_nchw(ds) -> torch.Tensor:
-    data = ds.data
-    if isinstance(data, np.ndarray):  # CIFAR-10: numpy HWC
-        data = torch.from_numpy(data).permute(0, 3, 1, 2)
-    else:  # MNIST family: uint8 tensor N x H x W
-        data = data.unsqueeze(1)
+    data = ds.data  # CIFAR-10: numpy N x H x W x C; MNIST family: uint8 tensor N x H x W
+    data = torch.from_numpy(data).permute(0, 3, 1, 2) if isinstance(data, np.ndarray) else data.unsqueeze(1)
     return data.contiguous()
 
 
@@ -189,13 +186,15 @@ def load_normalized(
         spec = DATASETS[name]
         x_tr, y_tr, x_te, y_te = load_raw(name, data_dir, verify_checksums)
         _NORM_CACHE[key] = (
-            _normalize(x_tr, spec, device), y_tr.to(device), _normalize(x_te, spec, device), y_te.to(device)
+            _normalize(x_tr, spec, device),
+            y_tr.to(device),
+            _normalize(x_te, spec, device),
+            y_te.to(device),
         )
     return _NORM_CACHE[key]
 
 
-def check_sizes(name: str, train_size: int | None, val_size: int | None, val_probe: int,
-                test_size: int | None) -> None:
+def check_sizes(name: str, train_size: int | None, val_size: int | None, val_probe: int, test_size: int | None) -> None:
     """Validate subset sizes against the data set's split sizes without loading any data."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; allowed: {sorted(DATASETS)}")

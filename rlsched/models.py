@@ -7,6 +7,7 @@ dense layer, the authors used that layer's kernel and bias; we do the same.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -25,8 +26,12 @@ class PaperCNN(TraineeNet):
     def __init__(self, in_channels: int, image_size: int, num_classes: int, hidden: int = 512):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, 32, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
             nn.Flatten(),
         )
         self.fc1 = nn.Linear(64 * (image_size // 4) ** 2, hidden)
@@ -48,7 +53,7 @@ class MLP(TraineeNet):
             raise ValueError("mlp needs at least one hidden layer (model.hidden), got []")
         dims = [in_channels * image_size * image_size, *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
+        for a, b in itertools.pairwise(dims):
             layers += [nn.Linear(a, b), nn.ReLU()]
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(dims[-1], num_classes)

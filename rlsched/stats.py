@@ -91,8 +91,11 @@ def paired_differences(
         for m in metrics:
             d = (mine.loc[seeds, m] - ref.loc[seeds, m]).to_numpy(dtype=np.float64)
             lo, hi = bootstrap_mean_ci(d, n_resamples, seed)
-            row |= {f"{m}_diff_mean": float(d.mean()) if len(d) else float("nan"),
-                    f"{m}_diff_ci_low": lo, f"{m}_diff_ci_high": hi}
+            row |= {
+                f"{m}_diff_mean": float(d.mean()) if len(d) else float("nan"),
+                f"{m}_diff_ci_low": lo,
+                f"{m}_diff_ci_high": hi,
+            }
         rows.append(row)
     stats = ("mean", "ci_low", "ci_high")
     cols = ["controller", "n_pairs"] + [f"{m}_diff_{s}" for m in metrics for s in stats]
@@ -138,8 +141,15 @@ def _fmt_diff(diffs: pd.DataFrame, ctrl: str, m: str, digits: int) -> str:
 
 def markdown_table(summary: pd.DataFrame, diffs: pd.DataFrame, reference: str, digits: int = 4) -> str:
     """One row per controller of `summary`: mean ± std [95% t CI] and paired Δ vs `reference` [95% CI]."""
-    header = ["controller", "n", "test loss", "test acc", "val loss",
-              f"Δ test loss vs {reference}", f"Δ test acc vs {reference}"]
+    header = [
+        "controller",
+        "n",
+        "test loss",
+        "test acc",
+        "val loss",
+        f"Δ test loss vs {reference}",
+        f"Δ test acc vs {reference}",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     for ctrl, row in summary.iterrows():
         ref = ctrl == reference
@@ -153,6 +163,8 @@ def markdown_table(summary: pd.DataFrame, diffs: pd.DataFrame, reference: str, d
             "—" if ref else _fmt_diff(diffs, str(ctrl), "test_accuracy", digits),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = ("mean ± std [95% Student t CI] over seeds; Δ = controller - reference, paired by seed, "
-             "[95% percentile bootstrap CI]")
+    notes = (
+        "mean ± std [95% Student t CI] over seeds; Δ = controller - reference, paired by seed, "
+        "[95% percentile bootstrap CI]"
+    )
     return "\n".join(lines) + f"\n\n{notes}\n"

@@ -163,9 +163,6 @@ def read_offline_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
         rec.ParseFromString(raw)
         if rec.WhichOneof("record_type") == "history":
             rows.append(
-                {
-                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                    for item in rec.history.item
-                }
+                {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in rec.history.item}
             )
     return rows

@@ -79,9 +79,7 @@ def select_best(sweep_dir: str | Path, tuned_dir: str | Path | None = None) -> d
             [
                 line
                 for line in path.read_text().splitlines()
-                if line.startswith("# ")
-                and not line.startswith(f"# {baseline}:")
-                and "Written by" not in line
+                if line.startswith("# ") and not line.startswith(f"# {baseline}:") and "Written by" not in line
             ]
             if path.is_file()
             else []
@@ -97,11 +95,7 @@ def _at_grid_edge(best: dict, scores: list[dict]) -> list[str]:
     edges = []
     for key, value in best["params"].items():
         tried = {x["params"].get(key) for x in same}
-        if (
-            len(tried) > 2
-            and all(isinstance(v, int | float) for v in tried)
-            and value in (min(tried), max(tried))
-        ):
+        if len(tried) > 2 and all(isinstance(v, int | float) for v in tried) and value in (min(tried), max(tried)):
             edges.append(key)
     return edges
 
@@ -113,6 +107,4 @@ class SelectBestBaseline(Callback):
         for key, s in select_best(sweep_dir, tuned_dir).items():
             print(f"[tune] {key}: best score {s['score']:.4f} with {s['params']} -> {s['file']}")
             if s["at_edge"]:
-                print(
-                    f"[tune] WARNING {key}: the best {s['at_edge']} lie on the edge of the grid; widen the sweep"
-                )
+                print(f"[tune] WARNING {key}: the best {s['at_edge']} lie on the edge of the grid; widen the sweep")

@@ -51,10 +51,18 @@ class Case:
 
     def env_kwargs(self, data_dir: str) -> dict:
         return {
-            "model": self.model, "train_size": self.train_size, "val_size": self.val_size,
-            "test_size": self.test_size, "val_probe": self.val_probe, "batch_size": self.batch_size,
-            "episode_steps": self.episode_steps, "initial_lr": INITIAL_LR, "eval_batch_size": EVAL_BATCH,
-            "data_dir": data_dir, "test_eval": True, "final_val_eval": True,
+            "model": self.model,
+            "train_size": self.train_size,
+            "val_size": self.val_size,
+            "test_size": self.test_size,
+            "val_probe": self.val_probe,
+            "batch_size": self.batch_size,
+            "episode_steps": self.episode_steps,
+            "initial_lr": INITIAL_LR,
+            "eval_batch_size": EVAL_BATCH,
+            "data_dir": data_dir,
+            "test_eval": True,
+            "final_val_eval": True,
         }
 
 
@@ -68,8 +76,11 @@ def machine() -> dict:
     except OSError:
         pass
     return {
-        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "python": platform.python_version(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
         "load_average_1_5_15min": [round(v, 2) for v in os.getloadavg()],
     }
 
@@ -154,8 +165,15 @@ def train_throughput(s: DataSplits, case: Case, batch: int = 1000) -> float:
 def bench_case(case: Case, data_dir: str, repeats: int) -> dict:
     kwargs = case.env_kwargs(data_dir)
     env = gym.make("rlsched/LRControl-v0", **kwargs)
-    s = make_splits("fashion_mnist", split_seed=0, data_dir=data_dir, train_size=case.train_size,
-                    val_size=case.val_size, val_probe=case.val_probe, test_size=case.test_size)
+    s = make_splits(
+        "fashion_mnist",
+        split_seed=0,
+        data_dir=data_dir,
+        train_size=case.train_size,
+        val_size=case.val_size,
+        val_probe=case.val_probe,
+        test_size=case.test_size,
+    )
     # Warm-up outside the timings: data already loaded, first-call costs (allocator, kernels) paid.
     warm = Case(**{**asdict(case), "episodes": 1, "episode_steps": 2})
     run_env(gym.make("rlsched/LRControl-v0", **warm.env_kwargs(data_dir)), warm, 999)
@@ -169,13 +187,20 @@ def bench_case(case: Case, data_dir: str, repeats: int) -> dict:
                 env_times.append(run_env(env, case, 100 * r))
             else:
                 plain_times.append(run_plain(s, case, 100 * r))
-        print(f"  {case.model} repeat {r + 1}/{repeats}: env {env_times[-1]:.2f}s, "
-              f"plain {plain_times[-1]:.2f}s", flush=True)
+        print(
+            f"  {case.model} repeat {r + 1}/{repeats}: env {env_times[-1]:.2f}s, plain {plain_times[-1]:.2f}s",
+            flush=True,
+        )
     ips = train_throughput(s, case)
     env_med, plain_med = statistics.median(env_times), statistics.median(plain_times)
     return {
-        "case": asdict(case), "repeats": repeats, "env_s": env_times, "plain_s": plain_times,
-        "env_median_s": env_med, "plain_median_s": plain_med, "ratio": env_med / plain_med,
+        "case": asdict(case),
+        "repeats": repeats,
+        "env_s": env_times,
+        "plain_s": plain_times,
+        "env_median_s": env_med,
+        "plain_median_s": plain_med,
+        "ratio": env_med / plain_med,
         # Other processes only ever add time, so the fastest run of each side is the least disturbed one.
         "ratio_of_mins": min(env_times) / min(plain_times),
         "median_paired_ratio": statistics.median(e / p for e, p in zip(env_times, plain_times, strict=True)),
@@ -191,8 +216,10 @@ def table(rows: list[dict]) -> str:
     ]
     for r in rows:
         c = r["case"]
-        sizes = " / ".join(str(v) if v is not None else "full" for v in
-                           (c["train_size"], c["val_probe"], c["val_size"], c["test_size"]))
+        sizes = " / ".join(
+            str(v) if v is not None else "full"
+            for v in (c["train_size"], c["val_probe"], c["val_size"], c["test_size"])
+        )
         lines.append(
             f"| {c['model']} | {sizes} | {c['batch_size']} | {c['episodes']} x {c['episode_steps']} "
             f"| {r['repeats']} | {r['env_median_s']:.2f} | {r['plain_median_s']:.2f} | {r['ratio']:.3f} "
@@ -231,28 +258,55 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"no data root: set {DATA_DIR_ENV} or pass --data-dir")
 
     cases = {
-        "mlp": Case("mlp", None, None, None, args.mlp_probe, args.batch_size, args.mlp_steps,
-                    args.mlp_episodes, throughput_steps=40),
-        "cnn": Case("cnn", args.cnn_train_size, args.cnn_val_size, args.cnn_test_size, args.cnn_probe,
-                    args.batch_size, args.cnn_steps, args.cnn_episodes, throughput_steps=4),
+        "mlp": Case(
+            "mlp",
+            None,
+            None,
+            None,
+            args.mlp_probe,
+            args.batch_size,
+            args.mlp_steps,
+            args.mlp_episodes,
+            throughput_steps=40,
+        ),
+        "cnn": Case(
+            "cnn",
+            args.cnn_train_size,
+            args.cnn_val_size,
+            args.cnn_test_size,
+            args.cnn_probe,
+            args.batch_size,
+            args.cnn_steps,
+            args.cnn_episodes,
+            throughput_steps=4,
+        ),
     }
     info = machine()
-    print(f"machine: {info['cpu']} ({info['cpu_count']} CPUs), torch {info['torch']}, "
-          f"{info['torch_threads']} torch threads, Python {info['python']}, "
-          f"load average {info['load_average_1_5_15min']}", flush=True)
+    print(
+        f"machine: {info['cpu']} ({info['cpu_count']} CPUs), torch {info['torch']}, "
+        f"{info['torch_threads']} torch threads, Python {info['python']}, "
+        f"load average {info['load_average_1_5_15min']}",
+        flush=True,
+    )
     start = time.perf_counter()
     repeats = {"mlp": args.mlp_repeats, "cnn": args.cnn_repeats}
     rows = [bench_case(cases[m], args.data_dir, repeats[m]) for m in args.models]
     md = table(rows)
     print()
     print(md)
-    print(f"\n(env s, plain s: medians of interleaved repeats; env/plain: their ratio, target <= 1.05; "
-          f"(mins): ratio of the fastest runs; total {time.perf_counter() - start:.0f}s)")
+    print(
+        f"\n(env s, plain s: medians of interleaved repeats; env/plain: their ratio, target <= 1.05; "
+        f"(mins): ratio of the fastest runs; total {time.perf_counter() - start:.0f}s)"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     info["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     print(f"load average before {info['load_average_1_5_15min']}, after {info['load_average_after']}")
-    args.out.write_text(json.dumps({"machine": info, "initial_lr": INITIAL_LR, "eval_batch_size": EVAL_BATCH,
-                                    "results": rows, "table": md}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {"machine": info, "initial_lr": INITIAL_LR, "eval_batch_size": EVAL_BATCH, "results": rows, "table": md},
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
     return 0
 

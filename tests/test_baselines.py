@@ -39,8 +39,9 @@ class FakeEnv:
     steps_per_epoch: float = 7.0
 
 
-def run(ctrl: Controller, n: int, env: FakeEnv | None = None, metrics: list[float] | None = None,
-        key: str = "val_loss") -> list[float]:
+def run(
+    ctrl: Controller, n: int, env: FakeEnv | None = None, metrics: list[float] | None = None, key: str = "val_loss"
+) -> list[float]:
     """The LRs the controller chooses for n env steps; metrics[t] is the value step t reports."""
     env = env or FakeEnv()
     ctrl.reset(env, OBS, {key: float("nan")})  # the reset info is never fed to a scheduler
@@ -81,8 +82,12 @@ TINY_REL = [1.0 * (1 - 5e-5) ** t for t in range(40)]
 TINY_ABS = [1.0 - 0.002 * t for t in range(40)]
 ACC_RISE_THEN_FLAT = [0.5 + 0.02 * t for t in range(15)] + [0.8] * 25
 SEQUENCES = {
-    "flat": FLAT, "descent_then_flat": DESCENT_THEN_FLAT, "noisy": NOISY, "noisy_descent": NOISY_DESCENT,
-    "tiny_rel": TINY_REL, "tiny_abs": TINY_ABS,
+    "flat": FLAT,
+    "descent_then_flat": DESCENT_THEN_FLAT,
+    "noisy": NOISY,
+    "noisy_descent": NOISY_DESCENT,
+    "tiny_rel": TINY_REL,
+    "tiny_abs": TINY_ABS,
 }
 PLATEAU_CASES = [
     {},
@@ -109,8 +114,9 @@ def test_plateau_matches_torch_min(seq: str, kw: dict) -> None:
     assert got == torch_plateau(metrics, 0.01, **kw)
 
 
-@pytest.mark.parametrize("kw", [{}, {"patience": 2}, {"patience": 1, "cooldown": 3, "threshold_mode": "abs",
-                                                       "threshold": 0.01}])
+@pytest.mark.parametrize(
+    "kw", [{}, {"patience": 2}, {"patience": 1, "cooldown": 3, "threshold_mode": "abs", "threshold": 0.01}]
+)
 @pytest.mark.parametrize("seq", [ACC_RISE_THEN_FLAT, [1.0 - v for v in NOISY]], ids=["rise_flat", "noisy"])
 def test_plateau_matches_torch_max(seq: list[float], kw: dict) -> None:
     ctrl = Plateau(0.01, mode="max", metric="val_accuracy", **kw)
@@ -169,9 +175,7 @@ def test_exponential_closed_form(gamma: float) -> None:
     assert_rel(run(Exponential(0.03, gamma), 300), [0.03 * gamma**t for t in range(300)])
 
 
-@pytest.mark.parametrize(
-    "eta_min,t_max,steps", [(0.0, None, 50), (1e-4, None, 200), (1e-3, 30, 30), (0.0, 17, 17)]
-)
+@pytest.mark.parametrize("eta_min,t_max,steps", [(0.0, None, 50), (1e-4, None, 200), (1e-3, 30, 30), (0.0, 17, 17)])
 def test_cosine_closed_form(eta_min: float, t_max: int | None, steps: int) -> None:
     env = FakeEnv(cfg=FakeCfg(episode_steps=steps))
     lr0, big_t = 0.1, t_max or steps
@@ -192,32 +196,35 @@ def test_no_torch_warnings() -> None:
 
 
 # ----- (d) validation ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("build,match", [
-    (lambda: ConstantLR(0.0), "lr must be > 0"),
-    (lambda: ConstantLR(-1e-3), "lr must be > 0"),
-    (lambda: ConstantLR(float("nan")), "lr must be > 0"),
-    (lambda: StepDecay(0.1, 0.0, 5), r"gamma must be in \(0, 1\]"),
-    (lambda: StepDecay(0.1, 1.5, 5), r"gamma must be in \(0, 1\]"),
-    (lambda: Exponential(0.1, -0.5), r"gamma must be in \(0, 1\]"),
-    (lambda: StepDecay(0.1, 0.5, 0), "step_size must be an integer >= 1"),
-    (lambda: StepDecay(0.1, 0.5, 2.5), "step_size must be an integer >= 1"),
-    (lambda: StepDecay(0.1, 0.5, 0.5, unit="epoch"), "step_size must be >= 1 epoch"),
-    (lambda: StepDecay(0.1, 0.5, 5, unit="day"), r"unknown unit 'day'; allowed: \['step', 'epoch'\]"),
-    (lambda: Cosine(0.1, eta_min=-1e-3), "eta_min must be >= 0"),
-    (lambda: Cosine(0.1, t_max=0), "t_max must be an integer >= 1"),
-    (lambda: Plateau(0.1, factor=1.0), r"factor must be in \(0, 1\)"),
-    (lambda: Plateau(0.1, factor=0.0), r"factor must be in \(0, 1\)"),
-    (lambda: Plateau(0.1, patience=-1), "patience must be an integer >= 0"),
-    (lambda: Plateau(0.1, cooldown=-2), "cooldown must be an integer >= 0"),
-    (lambda: Plateau(0.1, mode="up"), r"unknown mode 'up'; allowed: \['min', 'max'\]"),
-    (lambda: Plateau(0.1, threshold_mode="pct"), r"unknown threshold_mode 'pct'; allowed: \['rel', 'abs'\]"),
-    (lambda: Plateau(0.1, min_lr=-1e-6), "min_lr must be >= 0"),
-    (lambda: Plateau(0.1, eps=-1.0), "eps must be >= 0"),
-    (lambda: Plateau(0.1, threshold=-1e-4), "threshold must be >= 0"),
-    (lambda: Plateau(0.1, metric="test_loss"), "unknown metric 'test_loss'"),
-    (lambda: Plateau(0.1, mode="max"), "metric 'val_loss' needs mode='min'"),
-    (lambda: Plateau(0.1, metric="val_accuracy"), "metric 'val_accuracy' needs mode='max'"),
-])
+@pytest.mark.parametrize(
+    "build,match",
+    [
+        (lambda: ConstantLR(0.0), "lr must be > 0"),
+        (lambda: ConstantLR(-1e-3), "lr must be > 0"),
+        (lambda: ConstantLR(float("nan")), "lr must be > 0"),
+        (lambda: StepDecay(0.1, 0.0, 5), r"gamma must be in \(0, 1\]"),
+        (lambda: StepDecay(0.1, 1.5, 5), r"gamma must be in \(0, 1\]"),
+        (lambda: Exponential(0.1, -0.5), r"gamma must be in \(0, 1\]"),
+        (lambda: StepDecay(0.1, 0.5, 0), "step_size must be an integer >= 1"),
+        (lambda: StepDecay(0.1, 0.5, 2.5), "step_size must be an integer >= 1"),
+        (lambda: StepDecay(0.1, 0.5, 0.5, unit="epoch"), "step_size must be >= 1 epoch"),
+        (lambda: StepDecay(0.1, 0.5, 5, unit="day"), r"unknown unit 'day'; allowed: \['step', 'epoch'\]"),
+        (lambda: Cosine(0.1, eta_min=-1e-3), "eta_min must be >= 0"),
+        (lambda: Cosine(0.1, t_max=0), "t_max must be an integer >= 1"),
+        (lambda: Plateau(0.1, factor=1.0), r"factor must be in \(0, 1\)"),
+        (lambda: Plateau(0.1, factor=0.0), r"factor must be in \(0, 1\)"),
+        (lambda: Plateau(0.1, patience=-1), "patience must be an integer >= 0"),
+        (lambda: Plateau(0.1, cooldown=-2), "cooldown must be an integer >= 0"),
+        (lambda: Plateau(0.1, mode="up"), r"unknown mode 'up'; allowed: \['min', 'max'\]"),
+        (lambda: Plateau(0.1, threshold_mode="pct"), r"unknown threshold_mode 'pct'; allowed: \['rel', 'abs'\]"),
+        (lambda: Plateau(0.1, min_lr=-1e-6), "min_lr must be >= 0"),
+        (lambda: Plateau(0.1, eps=-1.0), "eps must be >= 0"),
+        (lambda: Plateau(0.1, threshold=-1e-4), "threshold must be >= 0"),
+        (lambda: Plateau(0.1, metric="test_loss"), "unknown metric 'test_loss'"),
+        (lambda: Plateau(0.1, mode="max"), "metric 'val_loss' needs mode='min'"),
+        (lambda: Plateau(0.1, metric="val_accuracy"), "metric 'val_accuracy' needs mode='max'"),
+    ],
+)
 def test_bad_input(build, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build()
@@ -243,8 +250,11 @@ def test_act_before_reset() -> None:
 
 
 # ----- (e) reset restarts the schedule ---------------------------------------------------------------------
-@pytest.mark.parametrize("ctrl", [StepDecay(0.1, 0.5, 3), Exponential(0.1, 0.9), Cosine(0.1),
-                                  Plateau(0.1, patience=1, factor=0.5)], ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "ctrl",
+    [StepDecay(0.1, 0.5, 3), Exponential(0.1, 0.9), Cosine(0.1), Plateau(0.1, patience=1, factor=0.5)],
+    ids=lambda c: c.name,
+)
 def test_reset_restarts_from_lr0(ctrl: Controller) -> None:
     metrics = FLAT
     first = run(ctrl, 20, metrics=metrics)

@@ -64,12 +64,7 @@ GROUP_OPTIONS = [
 
 @pytest.mark.parametrize(
     ("config_name", "option"),
-    [
-        (c, f"{g}={o}")
-        for c in ("train", "benchmark", "tune")
-        for g, o in GROUP_OPTIONS
-        if g != "agent" or c == "train"
-    ],
+    [(c, f"{g}={o}") for c in ("train", "benchmark", "tune") for g, o in GROUP_OPTIONS if g != "agent" or c == "train"],
 )
 def test_every_group_option_composes(config_name, option):
     _check(_compose(config_name, [option]), config_name)

@@ -73,8 +73,9 @@ def test_env_var_is_used_and_config_key_wins(data_dir, tmp_path, monkeypatch):
     via_env = make_splits("fashion_mnist", split_seed=3, data_dir=None, train_size=100)
     via_key = make_splits("fashion_mnist", split_seed=3, data_dir=data_dir, train_size=100)
     assert torch.equal(via_env.x_pool, via_key.x_pool) and torch.equal(via_env.train_idx, via_key.train_idx)
-    env = gym.make(ENV_ID, model="mlp", train_size=200, val_size=100, val_probe=50, test_size=100,
-                   batch_size=50, episode_steps=1).unwrapped
+    env = gym.make(
+        ENV_ID, model="mlp", train_size=200, val_size=100, val_probe=50, test_size=100, batch_size=50, episode_steps=1
+    ).unwrapped
     assert env.reset(seed=0)[1]["val_loss"] > 0
     # An explicit config key takes precedence over the variable, in both directions.
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
@@ -98,20 +99,20 @@ def test_validation_is_exactly_the_rest_of_the_pool(data_dir):
     assert len(set(train)) == len(train) == 50000
     rest = sorted(set(range(60000)) - set(train))
     assert len(rest) == 10000
+
     # The val split holds no ids, only copies, so compare it as a multiset of rows with the pool rows that
     # are not training rows (rows, not ids: Fashion-MNIST has duplicate images, which a multiset handles).
     def rows(x: torch.Tensor, y: torch.Tensor) -> collections.Counter:
-        return collections.Counter(
-            xi.tobytes() + bytes([yi]) for xi, yi in zip(x.numpy(), y.tolist(), strict=True)
-        )
+        return collections.Counter(xi.tobytes() + bytes([yi]) for xi, yi in zip(x.numpy(), y.tolist(), strict=True))
 
     assert rows(s.x_val, s.y_val) == rows(s.x_pool[rest], s.y_pool[rest])
 
 
 def test_subsets_are_prefixes_and_test_set_untouched(data_dir):
     full = make_splits("fashion_mnist", split_seed=5, data_dir=data_dir)
-    sub = make_splits("fashion_mnist", split_seed=5, data_dir=data_dir, train_size=1000, val_size=300,
-                      val_probe=100, test_size=200)
+    sub = make_splits(
+        "fashion_mnist", split_seed=5, data_dir=data_dir, train_size=1000, val_size=300, val_probe=100, test_size=200
+    )
     other = make_splits("fashion_mnist", split_seed=6, data_dir=data_dir)
     assert torch.equal(sub.train_idx, full.train_idx[:1000])
     assert torch.equal(sub.x_val, full.x_val[:300]) and torch.equal(sub.x_probe, full.x_val[:100])
@@ -175,22 +176,28 @@ def tiny_cifar(tmp_path_factory) -> tuple[Path, np.ndarray, list[int], np.ndarra
         rows = rng.integers(0, 256, size=(CIFAR_PER_BATCH, 3072), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 10, size=CIFAR_PER_BATCH)]
         name = f"data_batch_{i}" if i <= 5 else "test_batch"
-        _dump({
-            _Py2Str(b"batch_label"): _Py2Str(f"{name} of 6".encode()),
-            _Py2Str(b"labels"): labels,
-            _Py2Str(b"data"): rows,
-            _Py2Str(b"filenames"): [_Py2Str(f"img_{i}_{j}.png".encode()) for j in range(CIFAR_PER_BATCH)],
-        }, folder / name)
+        _dump(
+            {
+                _Py2Str(b"batch_label"): _Py2Str(f"{name} of 6".encode()),
+                _Py2Str(b"labels"): labels,
+                _Py2Str(b"data"): rows,
+                _Py2Str(b"filenames"): [_Py2Str(f"img_{i}_{j}.png".encode()) for j in range(CIFAR_PER_BATCH)],
+            },
+            folder / name,
+        )
         if i <= 5:
             train_rows.append(rows)
             train_labels += labels
         else:
             test_rows, test_labels = rows, labels
-    _dump({
-        _Py2Str(b"num_cases_per_batch"): CIFAR_PER_BATCH,
-        _Py2Str(b"label_names"): [_Py2Str(n.encode()) for n in CIFAR_NAMES],
-        _Py2Str(b"num_vis"): 3072,
-    }, folder / "batches.meta")
+    _dump(
+        {
+            _Py2Str(b"num_cases_per_batch"): CIFAR_PER_BATCH,
+            _Py2Str(b"label_names"): [_Py2Str(n.encode()) for n in CIFAR_NAMES],
+            _Py2Str(b"num_vis"): 3072,
+        },
+        folder / "batches.meta",
+    )
     return root, np.concatenate(train_rows), train_labels, test_rows, test_labels
 
 
@@ -231,8 +238,14 @@ def test_cifar10_checksums_reject_the_tiny_file(tiny_cifar):
 
 def test_env_runs_on_tiny_cifar10(tiny_cifar):
     env = gym.make(
-        ENV_ID, dataset="cifar10", model="cnn", data_dir=str(tiny_cifar[0]), verify_checksums=False,
-        val_probe=20, batch_size=10, episode_steps=2,
+        ENV_ID,
+        dataset="cifar10",
+        model="cnn",
+        data_dir=str(tiny_cifar[0]),
+        verify_checksums=False,
+        val_probe=20,
+        batch_size=10,
+        episode_steps=2,
     ).unwrapped
     assert env._splits.train_size == 50
     obs, info = env.reset(seed=0)

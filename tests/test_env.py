@@ -67,9 +67,7 @@ def test_make_with_module_prefix_in_fresh_process(tiny_env_kwargs):
         "assert env.observation_space.contains(obs)\n"
         "print(type(env.unwrapped).__name__)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
-    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "LRControlEnv"
 
@@ -93,7 +91,8 @@ def test_env_checkers_pass(tiny_env_kwargs, action, reward, obs_transform):
     # Both checkers report most problems as UserWarnings, not exceptions.
     from_checkers = ("gymnasium", "stable_baselines3")
     complaints = [
-        str(w.message) for w in caught
+        str(w.message)
+        for w in caught
         if issubclass(w.category, UserWarning) and any(m in w.filename for m in from_checkers)
     ]
     assert not complaints, complaints
@@ -257,9 +256,7 @@ def test_reward_log_diff_telescopes(tiny_env_kwargs):
 
 
 # ----- actions ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("a", "factor"), [(-1.0, 0.965), (1.0, 1.035), (0.0, 1.0), (0.5, 1.0175), (-7.0, 0.965)]
-)
+@pytest.mark.parametrize(("a", "factor"), [(-1.0, 0.965), (1.0, 1.035), (0.0, 1.0), (0.5, 1.0175), (-7.0, 0.965)])
 def test_scale_action(tiny_env_kwargs, a, factor):
     env = make(tiny_env_kwargs, initial_lr=0.01)
     env.reset(seed=0)
@@ -438,8 +435,15 @@ def test_steps_per_action(tiny_env_kwargs):
     ("model", "model_kwargs"), [("cnn", {}), ("resnet", {"depth": 8, "width": 4})], ids=["cnn", "resnet8"]
 )
 def test_conv_models_run(tiny_env_kwargs, model, model_kwargs):
-    kwargs = {**tiny_env_kwargs, "train_size": 200, "val_size": 100, "val_probe": 50, "test_size": 100,
-              "batch_size": 50, "episode_steps": 2}
+    kwargs = {
+        **tiny_env_kwargs,
+        "train_size": 200,
+        "val_size": 100,
+        "val_probe": 50,
+        "test_size": 100,
+        "batch_size": 50,
+        "episode_steps": 2,
+    }
     env = make(kwargs, model=model, model_kwargs=model_kwargs)
     observations, rewards, infos = run_episode(env, 0, [box(0.0), box(0.0)])
     assert len(rewards) == 2 and infos[-1]["step"] == 2 and "test_loss" in infos[-1]

@@ -55,8 +55,15 @@ def ema(prev: float | None, value: float) -> float:
 )
 def test_features_by_hand(tiny_env_kwargs, monkeypatch, source, k):
     env: LRControlEnv = gym.make(
-        ENV_ID, **{**tiny_env_kwargs, "model_kwargs": {"hidden": [8]}, "episode_steps": 3, "split_seed": 5,
-                   "prediction_source": source, "steps_per_action": k},
+        ENV_ID,
+        **{
+            **tiny_env_kwargs,
+            "model_kwargs": {"hidden": [8]},
+            "episode_steps": 3,
+            "split_seed": 5,
+            "prediction_source": source,
+            "steps_per_action": k,
+        },
     ).unwrapped
     splits = env._splits
     batches: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []

@@ -102,3 +102,13 @@ def test_changed_controller_is_rerun_not_reused(tiny_env_kwargs, tmp_path):
     again, _ = run_benchmark(tiny_env_kwargs, [make_controller("constant", lr=0.003)], [0], tmp_path, progress=False)
     assert len(pd.read_csv(tmp_path / "results.csv")) == 2  # the third call re-used the matching run
     pd.testing.assert_frame_equal(again, results)
+
+
+def test_identity_ignores_what_reset_derives(tiny_env_kwargs):
+    ctrl = make_controller("step_decay", lr=0.01, gamma=0.5, step_size=1, unit="epoch")
+    before = ctrl.identity()
+    env = LRControlEnv(**tiny_env_kwargs)
+    obs, info = env.reset(seed=0)
+    ctrl.reset(env, obs, info)
+    assert ctrl.step_size_steps is not None and ctrl.identity() == before
+    assert make_controller("step_decay", lr=0.01, gamma=0.8, step_size=1, unit="epoch").identity() != before

@@ -20,8 +20,17 @@ def curves() -> pd.DataFrame:
         for seed in range(3):
             for step in range(25):
                 val = 2.0 * np.exp(-0.1 * step) + 0.05 * rng.standard_normal()
-                rows.append({"controller": ctrl, "seed": seed, "step": step, "lr": 0.01 * decay**step,
-                             "train_loss": val, "val_loss": val, "val_accuracy": 1 - val / 3})
+                rows.append(
+                    {
+                        "controller": ctrl,
+                        "seed": seed,
+                        "step": step,
+                        "lr": 0.01 * decay**step,
+                        "train_loss": val,
+                        "val_loss": val,
+                        "val_accuracy": 1 - val / 3,
+                    }
+                )
     return pd.DataFrame(rows)
 
 

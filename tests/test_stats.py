@@ -15,16 +15,21 @@ from rlsched.stats import best_baseline, markdown_table, paired_differences, sum
 def results(rows: dict[str, dict[int, tuple[float, float, float]]]) -> pd.DataFrame:
     """{controller: {seed: (test_loss, test_accuracy, final_val_loss)}} -> the results frame."""
     return pd.DataFrame(
-        [{"controller": c, "seed": s, "test_loss": tl, "test_accuracy": ta, "final_val_loss": vl}
-         for c, by_seed in rows.items() for s, (tl, ta, vl) in by_seed.items()]
+        [
+            {"controller": c, "seed": s, "test_loss": tl, "test_accuracy": ta, "final_val_loss": vl}
+            for c, by_seed in rows.items()
+            for s, (tl, ta, vl) in by_seed.items()
+        ]
     )
 
 
 def test_summarize_against_hand_computation() -> None:
-    df = results({
-        "a": {0: (1.0, 0.9, 2.0), 1: (2.0, 0.8, 2.0), 2: (3.0, 0.7, 2.0), 3: (4.0, 0.6, 2.0)},
-        "b": {0: (0.5, 0.95, 0.4)},
-    })
+    df = results(
+        {
+            "a": {0: (1.0, 0.9, 2.0), 1: (2.0, 0.8, 2.0), 2: (3.0, 0.7, 2.0), 3: (4.0, 0.6, 2.0)},
+            "b": {0: (0.5, 0.95, 0.4)},
+        }
+    )
     s = summarize(df)
     assert list(s.index) == ["a", "b"] and s.loc["a", "n"] == 4 and s.loc["b", "n"] == 1
     std = math.sqrt(((1.5**2 + 0.5**2) * 2) / 3)  # ddof=1 around the mean 2.5
@@ -83,13 +88,19 @@ def test_paired_bootstrap_matches_scipy_and_is_seeded() -> None:
     rng = np.random.default_rng(3)
     ref = rng.normal(1.0, 0.3, 12)
     diff = rng.normal(-0.1, 0.05, 12)
-    df = pd.DataFrame({
-        "controller": ["ref"] * 12 + ["c"] * 12, "seed": list(range(12)) * 2,
-        "test_loss": np.r_[ref, ref + diff], "test_accuracy": 0.5, "final_val_loss": 1.0,
-    })
+    df = pd.DataFrame(
+        {
+            "controller": ["ref"] * 12 + ["c"] * 12,
+            "seed": list(range(12)) * 2,
+            "test_loss": np.r_[ref, ref + diff],
+            "test_accuracy": 0.5,
+            "final_val_loss": 1.0,
+        }
+    )
     d = paired_differences(df, "ref", n_resamples=20_000, seed=7)
-    ci = sps.bootstrap((diff,), np.mean, n_resamples=20_000, method="percentile",
-                       rng=np.random.default_rng(0)).confidence_interval
+    ci = sps.bootstrap(
+        (diff,), np.mean, n_resamples=20_000, method="percentile", rng=np.random.default_rng(0)
+    ).confidence_interval
     assert d.loc["c", "test_loss_diff_mean"] == pytest.approx(diff.mean(), abs=1e-12)
     assert d.loc["c", "test_loss_diff_ci_low"] == pytest.approx(ci.low, abs=0.004)
     assert d.loc["c", "test_loss_diff_ci_high"] == pytest.approx(ci.high, abs=0.004)
@@ -101,12 +112,14 @@ def test_paired_bootstrap_matches_scipy_and_is_seeded() -> None:
 
 def test_best_baseline_uses_validation_not_test() -> None:
     # "val_best" has the lowest validation loss but the worst test loss; the choice must not see the test.
-    df = results({
-        "val_best": {0: (2.0, 0.5, 0.30), 1: (2.2, 0.5, 0.32)},
-        "test_best": {0: (0.1, 0.9, 0.50), 1: (0.1, 0.9, 0.52)},
-        "diverged": {0: (0.0, 1.0, 0.01), 1: (0.0, 1.0, float("nan"))},
-        "learned": {0: (0.0, 1.0, 0.0), 1: (0.0, 1.0, 0.0)},
-    })
+    df = results(
+        {
+            "val_best": {0: (2.0, 0.5, 0.30), 1: (2.2, 0.5, 0.32)},
+            "test_best": {0: (0.1, 0.9, 0.50), 1: (0.1, 0.9, 0.52)},
+            "diverged": {0: (0.0, 1.0, 0.01), 1: (0.0, 1.0, float("nan"))},
+            "learned": {0: (0.0, 1.0, 0.0), 1: (0.0, 1.0, 0.0)},
+        }
+    )
     assert best_baseline(df, ["test_best", "val_best", "diverged"]) == "val_best"
     assert best_baseline(df, ["test_best"]) == "test_best"
     with pytest.raises(ValueError, match="validation"):

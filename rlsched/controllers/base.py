@@ -22,6 +22,8 @@ class Controller(abc.ABC):
 
     name: str
     sets_lr: bool = True
+    # Public attributes computed in reset() from the env, not chosen by the user: not part of identity().
+    derived: tuple[str, ...] = ()
 
     def reset(self, env: LRControlEnv, obs: np.ndarray, info: dict[str, Any]) -> None:  # noqa: B027
         """Start a new episode; `env` is the unwrapped env. Stateless controllers need not override."""
@@ -32,7 +34,7 @@ class Controller(abc.ABC):
 
     def identity(self) -> str:
         """What makes two runs of this controller the same run; the harness resumes only matching runs."""
-        params = {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_")}
+        params = {k: v for k, v in sorted(vars(self).items()) if not k.startswith("_") and k not in self.derived}
         return f"{type(self).__name__}:{params}"
 
     def __repr__(self) -> str:

@@ -127,6 +127,7 @@ class StepDecay(_TorchSchedule):
         else:
             self.step_size = float(step_size)
         self.step_size_steps: int | None = None  # known once reset() has seen the env
+        self.derived = ("step_size_steps",)
 
     def _make_scheduler(self, opt: torch.optim.Optimizer, env: LRControlEnv) -> lr_scheduler.LRScheduler:
         if self.unit == "epoch":
@@ -152,9 +153,7 @@ class Cosine(_TorchSchedule):
 
     kind = "cosine"
 
-    def __init__(
-        self, lr: float, eta_min: float = 0.0, t_max: int | None = None, *, name: str | None = None
-    ) -> None:
+    def __init__(self, lr: float, eta_min: float = 0.0, t_max: int | None = None, *, name: str | None = None) -> None:
         super().__init__(lr, name)
         self.eta_min = _non_negative("eta_min", eta_min)
         self.t_max = None if t_max is None else _int_at_least("t_max", t_max, 1)
@@ -202,8 +201,15 @@ class Plateau(_TorchSchedule):
 
     def _make_scheduler(self, opt: torch.optim.Optimizer, env: LRControlEnv) -> lr_scheduler.LRScheduler:
         return lr_scheduler.ReduceLROnPlateau(
-            opt, mode=self.mode, factor=self.factor, patience=self.patience, threshold=self.threshold,
-            threshold_mode=self.threshold_mode, cooldown=self.cooldown, min_lr=self.min_lr, eps=self.eps,
+            opt,
+            mode=self.mode,
+            factor=self.factor,
+            patience=self.patience,
+            threshold=self.threshold,
+            threshold_mode=self.threshold_mode,
+            cooldown=self.cooldown,
+            min_lr=self.min_lr,
+            eps=self.eps,
         )
 
     def _advance(self, info: dict[str, Any]) -> None:
