@@ -8,7 +8,8 @@ ENV_ID = "rlsched/LRControl-v0"
 
 
 def register_envs() -> None:
-    """Also Gymnasium's plugin entry point (pyproject: [project.entry-points."gymnasium.envs"])."""
+    """Idempotent. Gymnasium 1.x has no plugin loading, so registration happens on `import envs`; without
+    that import, `gym.make("envs:rlsched/LRControl-v0")` imports this module itself."""
     if ENV_ID not in gym.registry:
         # The env ends its own episodes (episode_steps), so no TimeLimit wrapper is added.
         gym.register(id=ENV_ID, entry_point="envs.lr_control:LRControlEnv", max_episode_steps=None)

@@ -186,3 +186,9 @@ def test_bad_env_config_fails_before_training(train_kw, tmp_path):
     with pytest.raises(ValueError, match="unknown reward"):
         train_controller({**train_kw, "reward": "accuracy"}, tiny_agent(), tmp_path)
     assert not any(Path(tmp_path).iterdir())
+
+
+def test_subprocess_vec_env_trains(train_kw, tmp_path):
+    agent = tiny_agent(vec_env="subproc", total_timesteps=40, eval_every=0)
+    artifact = train_controller(train_kw, agent, tmp_path)
+    assert load_artifact(artifact).model.num_timesteps == 40

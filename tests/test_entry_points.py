@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -25,8 +26,10 @@ TINY_ENV = [
 
 def run(script: str, args: list[str], data_dir: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "RLSCHED_DATA_DIR": str(data_dir), "WANDB_SILENT": "true"}
+    # Hydra's own run folder goes to a temporary place too, so tests leave the checkout clean.
+    hydra_dir = Path(tempfile.mkdtemp(prefix="rlsched-hydra-"))
     proc = subprocess.run(
-        [sys.executable, str(REPO / "experiments" / script), *args],
+        [sys.executable, str(REPO / "experiments" / script), *args, f"hydra.run.dir={hydra_dir}"],
         cwd=REPO,
         env=env,
         capture_output=True,
