@@ -19,6 +19,7 @@ from rlsched.data import DATASETS, check_sizes, make_splits
 from rlsched.features import (
     OBS_TRANSFORMS,
     PAPER_FEATURES,
+    centred_sum_of_squares,
     ema,
     feature_table,
     log_var,
@@ -157,6 +158,11 @@ class EnvConfig:
         return d
 
 
+def _clip(value: float, low: float, high: float) -> float:
+    # Python floats: np.clip on a scalar costs microseconds, on the env's per-step path.
+    return min(max(value, low), high)
+
+
 class LRControlEnv(gym.Env):
     """Gymnasium env whose episode is one training run of a trainee network (see module docstring)."""
 
@@ -176,6 +182,7 @@ class LRControlEnv(gym.Env):
         self._high = np.array([table[f].high for f in self.feature_names], dtype=np.float64)
         if cfg.obs_transform == "symlog":
             self._low, self._high = symlog(self._low), symlog(self._high)
+        self._low_list, self._high_list = self._low.tolist(), self._high.tolist()
         self.observation_space = gym.spaces.Box(
             self._low.astype(np.float32), self._high.astype(np.float32), dtype=np.float32
         )
@@ -203,14 +210,17 @@ class LRControlEnv(gym.Env):
         if cfg.action == "discrete":
             lr = self.lr * cfg.discrete_multipliers[int(action)]
         else:
-            a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
+            a = float(np.ravel(action)[0])
+            if math.isnan(a):
+                raise ValueError("action is NaN; the controller's output must be a number in [-1, 1]")
+            a = _clip(a, -1.0, 1.0)
             if cfg.action == "scale":
                 lo, hi = cfg.scale_range
                 lr = self.lr * (lo + (a + 1.0) / 2.0 * (hi - lo))
             else:  # log_lr: the raw rate on a log scale spanning [lr_min, lr_max]
                 lo, hi = math.log10(cfg.lr_min), math.log10(cfg.lr_max)
                 lr = 10 ** (lo + (a + 1.0) / 2.0 * (hi - lo))
-        return float(np.clip(lr, cfg.lr_min, cfg.lr_max))
+        return _clip(lr, cfg.lr_min, cfg.lr_max)
 
     def step(self, action):
         return self.step_lr(self.action_to_lr(action))
@@ -262,7 +272,7 @@ class LRControlEnv(gym.Env):
         train_loss, _, train_logits = self.trainee.evaluate(x, y)
         c = self.spec_data.num_classes
         self._prev_probs = torch.full(
-            (len(x) if cfg.prediction_source == "train" else s.val_probe, c), 1.0 / c, device=self.device
+            (c, len(x) if cfg.prediction_source == "train" else s.val_probe), 1.0 / c, device=self.device
         )
         obs, raw = self._observe(train_loss, train_logits)
         self._last_obs, self._prev_val_loss = obs, raw["val_loss"]
@@ -275,7 +285,10 @@ class LRControlEnv(gym.Env):
         if self._needs_reset or self.trainee is None:
             raise RuntimeError("step() called before reset() or after the episode ended; call reset() first")
         cfg = self.cfg
-        self.lr = float(np.clip(lr, cfg.lr_min, cfg.lr_max))
+        lr = float(lr)
+        if math.isnan(lr):
+            raise ValueError("step_lr got lr=NaN; pass a learning rate (it is clipped to [lr_min, lr_max])")
+        self.lr = _clip(lr, cfg.lr_min, cfg.lr_max)
         self.trainee.set_lr(self.lr)
         result = self.trainee.train(cfg.steps_per_action)
         self.t += 1
@@ -303,26 +316,29 @@ class LRControlEnv(gym.Env):
     def _observe(self, train_loss: torch.Tensor, train_logits: torch.Tensor) -> tuple[np.ndarray, dict]:
         cfg, s, tr = self.cfg, self._splits, self.trainee
         val_loss, val_acc, val_logits = tr.evaluate(s.x_probe, s.y_probe)
-        probs = F.softmax(train_logits if cfg.prediction_source == "train" else val_logits, dim=1)
-        penult, last = tr.net.feature_params()
+        logits = train_logits if cfg.prediction_source == "train" else val_logits
+        # Class-major layout: the features are variances over all elements, which the layout leaves unchanged,
+        # and torch's CPU softmax over a short last dimension is about 3x slower than over the long first one.
+        probs = F.softmax(logits.t(), dim=0)
+        penult, last = tr.observed_params
         with torch.no_grad():
             stats = torch.stack(
                 [
                     val_loss,
                     val_acc,
                     train_loss.reshape(()),
-                    log_var(probs),
-                    log_var(probs - self._prev_probs),
-                    penult.mean(),
-                    penult.var(unbiased=False),
+                    probs.var(unbiased=False),
+                    (probs - self._prev_probs).var(unbiased=False),
+                    *centred_sum_of_squares(penult),
                     last.mean(),
                     last.var(unbiased=False),
                 ]
             ).tolist()  # the step's single host sync
         self._prev_probs = probs
-        vl, va, tl, plv, pclv, pm, pv, lm, lv = stats
-        self._pred_ema = ema(self._pred_ema, plv, cfg.ema_decay)
-        self._change_ema = ema(self._change_ema, pclv, cfg.ema_decay)
+        vl, va, tl, pvar, pcvar, pm, pss, lm, lv = stats
+        pv = pss / penult.numel()
+        self._pred_ema = ema(self._pred_ema, log_var(pvar), cfg.ema_decay)
+        self._change_ema = ema(self._change_ema, log_var(pcvar), cfg.ema_decay)
         raw = {
             "val_loss": vl,
             "val_accuracy": va,
@@ -336,11 +352,14 @@ class LRControlEnv(gym.Env):
             "log10_lr": math.log10(self.lr),
             "progress": self.t / cfg.episode_steps,
         }
-        vec = np.array([raw[f] for f in self.feature_names], dtype=np.float64)
+        values = [raw[f] for f in self.feature_names]
         if cfg.obs_transform == "symlog":
-            vec = symlog(vec)
-        vec = np.clip(np.nan_to_num(vec, nan=0.0, posinf=self._high, neginf=self._low), self._low, self._high)
-        return vec.astype(np.float32), raw
+            values = symlog(np.array(values)).tolist()
+        # Plain floats, not numpy calls: for 9 values numpy's per-call overhead costs more than the work.
+        # NaN becomes 0 and then, like +-inf, is clipped into the declared bounds.
+        bounds = zip(values, self._low_list, self._high_list, strict=True)
+        obs = [_clip(0.0 if v != v else v, lo, hi) for v, lo, hi in bounds]
+        return np.array(obs, dtype=np.float32), raw
 
     def _info(self, raw: dict) -> dict:
         tr = self.trainee

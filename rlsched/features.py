@@ -60,9 +60,23 @@ PAPER_FEATURES = (
 OBS_TRANSFORMS = ("none", "symlog")
 
 
-def log_var(x: torch.Tensor) -> torch.Tensor:
-    """log(variance over all elements + eps), population variance as tf.nn.moments computes it."""
-    return torch.log(x.var(unbiased=False) + LOG_EPS)
+def log_var(variance: float) -> float:
+    """log(variance + eps) of a population variance over all elements (as tf.nn.moments computes it)."""
+    return math.log(variance + LOG_EPS)
+
+
+def centred_sum_of_squares(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, sum of squared deviations from it) over all elements: the population variance is the second
+    divided by `x.numel()`.
+
+    Two-pass, with the squares summed by one BLAS dot product: on the env's per-step path, for the 100k
+    weights of a penultimate layer, about twice as fast on CPU as `x.var()` (or `torch.var_mean`), with a
+    relative error ~1e-7 against float64. The caller divides after its host sync, saving a device op.
+    """
+    flat = x.detach().reshape(-1)
+    mean = flat.mean()
+    centred = flat - mean
+    return mean, torch.dot(centred, centred)
 
 
 def ema(prev: float | None, value: float, decay: float) -> float:

@@ -49,15 +49,14 @@ class Trainee:
             torch.manual_seed(init_seed)
             self.net: TraineeNet = build_model(model, spec.channels, spec.image_size, spec.num_classes, **model_kwargs)
         self.net.to(device)
+        # The same Parameter objects for the whole run (optimizers update them in place), looked up once.
+        self.observed_params = self.net.feature_params()
         self.opt = build_optimizer(optimizer, self.net.parameters(), lr, momentum, weight_decay)
+        self.batches_per_epoch = splits.train_size // batch_size
         self._order = torch.Generator().manual_seed(int(order_seed))
         self._perm = torch.empty(0, dtype=torch.long)
         self._cursor = 0
         self.optimizer_steps = 0
-
-    @property
-    def batches_per_epoch(self) -> int:
-        return self.splits.train_size // self.batch_size
 
     def set_lr(self, lr: float) -> None:
         for group in self.opt.param_groups:
@@ -74,9 +73,10 @@ class Trainee:
         return rows
 
     def train(self, k: int) -> StepResult:
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
         self.net.train()
-        total = torch.zeros((), device=self.device)
-        logits = None
+        losses = []
         for _ in range(k):
             x, y = self.splits.train_batch(self._next_rows())
             logits = self.net(x)
@@ -84,17 +84,18 @@ class Trainee:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
-            total += loss.detach()
+            losses.append(loss.detach())
             self.optimizer_steps += 1
-        assert logits is not None
-        return StepResult(train_loss=total / k, last_logits=logits.detach())
+        train_loss = losses[0] if k == 1 else torch.stack(losses).mean()
+        return StepResult(train_loss=train_loss, last_logits=logits.detach())
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mean loss, accuracy, logits) in eval mode, in chunks of eval_batch_size."""
         self.net.eval()
         chunks = [self.net(x[i : i + self.eval_batch_size]) for i in range(0, len(x), self.eval_batch_size)]
-        logits = torch.cat(chunks)
+        logits = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
         loss = F.cross_entropy(logits, y)
-        acc = (logits.argmax(1) == y).float().mean()
+        # max().indices, not argmax(): the same predictions, about 3x faster on CPU for few classes.
+        acc = (logits.max(1).indices == y).float().mean()
         return loss, acc, logits

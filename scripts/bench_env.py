@@ -1,14 +1,17 @@
 """Benchmark: LRControl-v0 episodes against a plain PyTorch loop doing the same training work.
 
-For each model (the paper's CNN and the MLP) on real Fashion-MNIST, it times
+For three cases on real Fashion-MNIST (the MLP at one optimizer step per env step, the cheapest step and so
+the worst case for overhead; the MLP in the demo's shape, 5 optimizer steps per env step; the paper's CNN),
+it times
   env:   N episodes through gymnasium.make (reset + episode_steps steps, constant action, final val and
          test evaluation on);
   plain: the same optimizer steps (Adam, batch B) and the same forward passes (first training batch and
-         probe at reset, probe after every step, full val + test at the end), without the env's bookkeeping;
+         probe at reset, probe after every K optimizer steps, full val + test at the end), computing the
+         validation loss only: no accuracy, no observation features, no bookkeeping;
 and reports the median over interleaved repeats, their ratio and the raw training throughput (images/s).
 The load average is recorded too: on a shared machine, other processes are the main source of noise.
 
-    python scripts/bench_env.py [--mlp-repeats 9] [--cnn-repeats 3] [--out results/bench_env.json]
+    python scripts/bench_env.py [--cases mlp mlp_demo cnn] [--mlp-repeats 15] [--out results/bench_env.json]
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class Case:
     episode_steps: int
     episodes: int
     throughput_steps: int
+    steps_per_action: int = 1  # K optimizer steps per env step (the plain loop: K steps, then one probe pass)
 
     def env_kwargs(self, data_dir: str) -> dict:
         return {
@@ -59,6 +63,7 @@ class Case:
             "val_probe": self.val_probe,
             "batch_size": self.batch_size,
             "episode_steps": self.episode_steps,
+            "steps_per_action": self.steps_per_action,
             "initial_lr": INITIAL_LR,
             "eval_batch_size": EVAL_BATCH,
             "data_dir": data_dir,
@@ -126,16 +131,18 @@ def run_plain(s: DataSplits, case: Case, seed0: int) -> float:
         x0, y0 = s.train_batch(torch.arange(b))
         losses += [evaluate(net, x0, y0), evaluate(net, s.x_probe, s.y_probe)]
         for _ in range(case.episode_steps):
-            if cursor + b > len(perm):
-                perm, cursor = torch.randperm(s.train_size, generator=order), 0
-            x, y = s.train_batch(perm[cursor : cursor + b])
-            cursor += b
             net.train()
-            loss = F.cross_entropy(net(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses += [loss.detach(), evaluate(net, s.x_probe, s.y_probe)]
+            for _ in range(case.steps_per_action):
+                if cursor + b > len(perm):
+                    perm, cursor = torch.randperm(s.train_size, generator=order), 0
+                x, y = s.train_batch(perm[cursor : cursor + b])
+                cursor += b
+                loss = F.cross_entropy(net(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.detach())
+            losses.append(evaluate(net, s.x_probe, s.y_probe))
         losses += [evaluate(net, s.x_val, s.y_val), evaluate(net, s.x_test, s.y_test)]
         if not all(np.isfinite(float(v)) for v in losses):
             raise RuntimeError(f"{case.model}: the plain loop diverged")
@@ -167,7 +174,7 @@ def train_throughput(s: DataSplits, case: Case, batch: int = 1000) -> float:
 
 
 # ----- driver -----------------------------------------------------------------------------------------------
-def bench_case(case: Case, data_dir: str, repeats: int) -> dict:
+def bench_case(name: str, case: Case, data_dir: str, repeats: int) -> dict:
     kwargs = case.env_kwargs(data_dir)
     env = gym.make("rlsched/LRControl-v0", **kwargs)
     s = make_splits(
@@ -193,13 +200,14 @@ def bench_case(case: Case, data_dir: str, repeats: int) -> dict:
             else:
                 plain_times.append(run_plain(s, case, 100 * r))
         print(
-            f"  {case.model} repeat {r + 1}/{repeats}: env {env_times[-1]:.2f}s, plain {plain_times[-1]:.2f}s",
+            f"  {name} repeat {r + 1}/{repeats}: env {env_times[-1]:.2f}s, plain {plain_times[-1]:.2f}s",
             flush=True,
         )
     ips = train_throughput(s, case)
     resplit_ms = resplit_cost_ms(case, data_dir)
     env_med, plain_med = statistics.median(env_times), statistics.median(plain_times)
     return {
+        "name": name,
         "case": asdict(case),
         "repeats": repeats,
         "env_s": env_times,
@@ -230,7 +238,7 @@ def resplit_cost_ms(case: Case, data_dir: str, n: int = 7) -> float:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| model | train / probe / val / test | batch | episodes x steps | repeats | env s | plain s "
+        "| case | train / probe / val / test | batch | episodes x steps x K | repeats | env s | plain s "
         "| env/plain | env/plain (mins) | train img/s (batch 1000) | re-split per reset |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -241,7 +249,8 @@ def table(rows: list[dict]) -> str:
             for v in (c["train_size"], c["val_probe"], c["val_size"], c["test_size"])
         )
         lines.append(
-            f"| {c['model']} | {sizes} | {c['batch_size']} | {c['episodes']} x {c['episode_steps']} "
+            f"| {r['name']} | {sizes} | {c['batch_size']} | {c['episodes']} x {c['episode_steps']} x "
+            f"{c['steps_per_action']} "
             f"| {r['repeats']} | {r['env_median_s']:.2f} | {r['plain_median_s']:.2f} | {r['ratio']:.3f} "
             f"| {r['ratio_of_mins']:.3f} | {r['train_images_per_s']:,.0f} | {r['resplit_ms']:.0f} ms |"
         )
@@ -260,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=default_data_dir(), help=f"data root (default: ${DATA_DIR_ENV})")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "bench_env.json")
-    p.add_argument("--mlp-repeats", type=int, default=9, help="interleaved env/plain repeats (MLP)")
+    p.add_argument("--mlp-repeats", type=int, default=15, help="interleaved env/plain repeats (MLP cases)")
     p.add_argument("--cnn-repeats", type=int, default=3, help="interleaved env/plain repeats (CNN)")
-    p.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
+    p.add_argument("--cases", nargs="+", default=["mlp", "mlp_demo", "cnn"], choices=["mlp", "mlp_demo", "cnn"])
     p.add_argument("--mlp-steps", type=int, default=30)
     p.add_argument("--mlp-episodes", type=int, default=3)
     p.add_argument("--mlp-probe", type=int, default=2000)
@@ -289,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             args.mlp_episodes,
             throughput_steps=40,
         ),
+        # conf/env/demo.yaml's episode: 30 env steps of 5 optimizer steps, a 1000-image probe.
+        "mlp_demo": Case("mlp", None, None, None, 1000, args.batch_size, 30, 1, 40, steps_per_action=5),
         "cnn": Case(
             "cnn",
             args.cnn_train_size,
@@ -309,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     start = time.perf_counter()
-    repeats = {"mlp": args.mlp_repeats, "cnn": args.cnn_repeats}
-    rows = [bench_case(cases[m], args.data_dir, repeats[m]) for m in args.models]
+    repeats = {"mlp": args.mlp_repeats, "mlp_demo": args.mlp_repeats, "cnn": args.cnn_repeats}
+    rows = [bench_case(name, cases[name], args.data_dir, repeats[name]) for name in args.cases]
     md = table(rows)
     print()
     print(md)

@@ -292,6 +292,17 @@ def test_log_lr_action(tiny_env_kwargs):
     assert obs[PAPER_FEATURES.index("log10_lr")] == pytest.approx(-1.0, abs=1e-6)
 
 
+def test_nan_action_or_lr_is_refused_before_any_training(tiny_env_kwargs):
+    env = make(tiny_env_kwargs)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(box(float("nan")))
+    with pytest.raises(ValueError, match="NaN"):
+        env.step_lr(float("nan"))
+    assert env.trainee.optimizer_steps == 0
+    assert env.step(box(0.0))[4]["step"] == 1  # the episode goes on
+
+
 def test_lr_is_clipped(tiny_env_kwargs):
     env = make(tiny_env_kwargs, initial_lr=0.02, lr_min=1e-3, lr_max=0.02)
     env.reset(seed=0)

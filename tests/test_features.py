@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from envs import ENV_ID, LRControlEnv
-from rlsched.features import PAPER_FEATURES
+from rlsched.features import PAPER_FEATURES, centred_sum_of_squares
 
 EPS = 1e-10
 DECAY = 0.8
@@ -146,3 +146,13 @@ def test_reset_batch_is_first_training_rows(tiny_env_kwargs):
     idx = s.train_idx[:b]
     z = mlp_logits(weights(env.trainee.net), s.x_pool[idx].double().numpy())
     assert info["train_loss"] == pytest.approx(cross_entropy(z, s.y_pool[idx].numpy()), rel=1e-5)
+
+
+@pytest.mark.parametrize("offset", [0.0, 5.0], ids=["centred", "mean-5"])
+def test_centred_sum_of_squares_matches_float64(offset):
+    """The penultimate-weight statistics' fast path, also where a one-pass formula would lose digits."""
+    x = torch.randn(128, 784, generator=torch.Generator().manual_seed(0)) * 0.03 + offset
+    mean, ss = centred_sum_of_squares(x)
+    want = x.double()
+    assert mean.item() == pytest.approx(want.mean().item(), rel=1e-6, abs=1e-9)
+    assert ss.item() / x.numel() == pytest.approx(want.var(unbiased=False).item(), rel=1e-5)

@@ -139,3 +139,35 @@ def test_markdown_table_lists_every_controller() -> None:
     better = next(ln for ln in table if ln.startswith("| better |"))
     assert "-0.2500 [-0.2500, -0.2500]" in better and "±" in better
     assert "Δ test loss vs ref" in table[0]
+
+
+def test_compare_runs_script_reports_each_folder(tmp_path) -> None:
+    """scripts/compare_runs.py: one row per folder, the reference chosen on validation, Δ paired by seed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for name, shift, ref_val in (("rq_a", 0.1, (0.3, 0.5)), ("rq_b", -0.05, (0.5, 0.3))):
+        rows = {}
+        for s in range(4):
+            base = 0.4 + 0.01 * s
+            rows.setdefault("ppo", {})[s] = (base + shift, 0.8, 0.9)
+            rows.setdefault("constant", {})[s] = (base, 0.8, ref_val[0])
+            rows.setdefault("plateau", {})[s] = (base + 1.0, 0.8, ref_val[1])
+        (tmp_path / name).mkdir()
+        results(rows).to_csv(tmp_path / name / "results.csv", index=False)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "rq_a"), str(tmp_path / "rq_b"), "--learned", "ppo"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    row_a = next(line for line in out.splitlines() if line.startswith("| rq_a"))
+    row_b = next(line for line in out.splitlines() if line.startswith("| rq_b"))
+    # rq_a: constant has the lower validation loss and is the reference; ppo is 0.1 worse on every seed.
+    assert "| constant |" in row_a and "+0.1000 [+0.1000, +0.1000]" in row_a
+    # rq_b: plateau is the reference (lower validation loss), so ppo is 1.05 better on every seed.
+    assert "| plateau |" in row_b and "-1.0500 [-1.0500, -1.0500]" in row_b
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "no results.csv" in bad.stderr
