@@ -4,7 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Real data root; override with `make test RLSCHED_DATA_DIR=/path`. Empty = download into the cache folder.
-export RLSCHED_DATA_DIR ?=
+# A relative path is taken from this folder and made absolute, so jobs that start elsewhere still find it.
+RLSCHED_DATA_DIR ?=
+ifneq ($(strip $(RLSCHED_DATA_DIR)),)
+override RLSCHED_DATA_DIR := $(abspath $(RLSCHED_DATA_DIR))
+endif
+export RLSCHED_DATA_DIR
 
 .PHONY: venv demo test test-slow lint bench tune clean
 
@@ -38,4 +43,4 @@ bench: $(STAMP)
 	$(PY) scripts/bench_env.py
 
 clean:
-	rm -rf outputs multirun results/.cache
+	rm -rf outputs multirun

@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rlsched.agent import train_controller, validate_agent_config
-from rlsched.config import env_kwargs, to_dict
+from rlsched.config import build_baselines, env_kwargs, to_dict
 from rlsched.evaluate import evaluate_task
 from rlsched.harness import ensure_writable
 from rlsched.tracking import tracker_from_config
@@ -24,6 +24,8 @@ def main(cfg: DictConfig) -> None:
     validate_agent_config(agent)
     train_kw = env_kwargs(cfg.env, test_eval=False)  # the test set plays no part in training
     eval_kw = env_kwargs(cfg.env)
+    if cfg.benchmark.enabled:  # a typo in the benchmark's controllers must not cost a finished training
+        build_baselines(list(cfg.benchmark.controllers), cfg.baselines, eval_kw, False)
     out = ensure_writable(cfg.out_dir)
     tracker = tracker_from_config(cfg.logger, job_type="train", config=to_dict(cfg), out_dir=out)
     try:

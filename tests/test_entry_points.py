@@ -24,7 +24,9 @@ TINY_ENV = [
 ]
 
 
-def run(script: str, args: list[str], data_dir: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def run(
+    script: str, args: list[str], data_dir: Path, timeout: int = 300, ok: bool = True
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "RLSCHED_DATA_DIR": str(data_dir), "WANDB_SILENT": "true"}
     # Hydra's own run folder goes to a temporary place too, so tests leave the checkout clean.
     hydra_dir = Path(tempfile.mkdtemp(prefix="rlsched-hydra-"))
@@ -36,7 +38,7 @@ def run(script: str, args: list[str], data_dir: Path, timeout: int = 300) -> sub
         text=True,
         timeout=timeout,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (proc.returncode == 0) == ok, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
@@ -130,3 +132,12 @@ def test_train_then_transfer_entry_points(data_dir, tmp_path):
     results = pd.read_csv(tout / "mnist" / "results.csv")
     assert set(results["controller"]) == {"learned", "constant"}
     assert (tout / "transfer.md").read_text().count("Transfer to mnist") == 1
+
+
+def test_train_refuses_a_bad_benchmark_controller_before_training(data_dir, tmp_path):
+    out = tmp_path / "train"
+    proc = run(
+        "train.py", ["model=mlp", f"out_dir={out}", "benchmark.controllers=[constnt]", *TINY_ENV], data_dir, ok=False
+    )
+    assert "unknown controller(s) ['constnt']" in proc.stderr
+    assert not (out / "checkpoints").exists() and not (out / "controller").exists()
