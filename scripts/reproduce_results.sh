@@ -4,8 +4,8 @@
 #
 #   RLSCHED_DATA_DIR=../shared/data scripts/reproduce_results.sh [step ...]
 #
-# Steps (default, in this order): tune_mlp bench demo cnn rq. The cnn step reuses the demo's controller.
-# tune_cnn (about 45 min: 54 settings x 2 seeds of the CNN) is run only when named.
+# Steps (default, in this order): tune_mlp bench demo cnn rq ablation. The cnn step reuses the demo's
+# controller. tune_cnn (about 20 min: 53 settings x 2 seeds of the CNN) is run only when named.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${RLSCHED_DATA_DIR:?set RLSCHED_DATA_DIR to the data root (torchvision layout), e.g. ../shared/data}"
@@ -15,13 +15,22 @@ RUNS=${RUNS:-results}          # full run folders (checkpoints, W&B files): not 
 DOCS=${DOCS:-docs/results}     # what the README cites: tables, CSVs, curves, plots, the demo controller
 mkdir -p "$DOCS"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(tune_mlp bench demo cnn rq)
+[ ${#steps[@]} -gt 0 ] || steps=(tune_mlp bench demo cnn rq ablation)
 
 # keep SRC DST: the human-readable outputs of one benchmark folder.
 keep() {
   mkdir -p "$2"
   cp "$1"/{table.md,results.csv,summary.csv,paired.csv,lr_schedules.png,val_loss.png} "$2"/
   rm -rf "$2/curves" && cp -r "$1/curves" "$2/curves"
+}
+
+# compare: one table of the learned controller in every research-question run that exists so far.
+compare() {
+  local runs=() rq
+  for rq in rq1_learned_vs_baselines rq3_final_reward rq4_raw_lr rq1_ent_coef_0 rq3_ent_coef_0; do
+    [ -f "$DOCS/$rq/results.csv" ] && runs+=("$DOCS/$rq")
+  done
+  "$PY" scripts/compare_runs.py "${runs[@]}" --learned ppo | tee "$DOCS/research_questions.md"
 }
 
 timed() {  # timed LABEL CMD...: runs CMD, appends its wall time to $DOCS/timings.txt
@@ -65,11 +74,19 @@ for step in "${steps[@]}"; do
         keep "$RUNS/$rq/benchmark" "$DOCS/$rq"
         cp "$RUNS/$rq/train_summary.json" "$DOCS/$rq/"
       done
-      "$PY" scripts/compare_runs.py "$DOCS"/rq1_learned_vs_baselines "$DOCS"/rq3_final_reward "$DOCS"/rq4_raw_lr \
-        --learned ppo | tee "$DOCS/research_questions.md"
+      compare
+      ;;
+    ablation)  # RQ1 and RQ3 with SB3's default entropy coefficient, 0, instead of the reimplementation's 0.1
+      for rq in rq1_learned_vs_baselines rq3_final_reward; do
+        name=${rq%%_*}_ent_coef_0
+        timed "$name" "$PY" experiments/train.py experiment="$rq" agent.ppo.ent_coef=0.0 out_dir="$RUNS/$name"
+        keep "$RUNS/$name/benchmark" "$DOCS/$name"
+        cp "$RUNS/$name/train_summary.json" "$DOCS/$name/"
+      done
+      compare
       ;;
     *)
-      echo "unknown step $step; allowed: tune_mlp tune_cnn bench demo cnn rq" >&2
+      echo "unknown step $step; allowed: tune_mlp tune_cnn bench demo cnn rq ablation" >&2
       exit 2
       ;;
   esac
