@@ -148,6 +148,23 @@ class SaveVecNormalizeOnBest(BaseCallback):
         return True
 
 
+class SeededEvalCallback(EvalCallback):
+    """EvalCallback whose every evaluation runs the same episodes: the eval env is re-seeded each time.
+
+    Without this, each evaluation draws a new trainee (initialization, split, data order), and "best model"
+    would reward the luck of the draw rather than the better policy.
+    """
+
+    def __init__(self, *args, eval_seed: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eval_seed = eval_seed
+
+    def _on_step(self) -> bool:
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+            self.eval_env.seed(self.eval_seed)
+        return super()._on_step()
+
+
 def save_checkpoint(model, ckpt_dir: Path, keep: int = 2) -> Path:
     # Write into a temporary folder and rename, so a crash mid-write never leaves a half checkpoint.
     final = ckpt_dir / f"{CKPT_PREFIX}{model.num_timesteps:012d}"
@@ -220,16 +237,18 @@ def train_controller(
     eval_venv = None
     if int(agent.get("eval_every", 0)) > 0:
         ekw = dict(eval_env_kwargs or env_kwargs)
+        eval_seed = int(agent.get("eval_seed", 10_000))
         eval_venv = VecNormalize(
-            make_vec_env(ekw, 1, "dummy", int(agent.get("eval_seed", 10_000))),
+            make_vec_env(ekw, 1, "dummy", eval_seed),
             training=False,
             norm_reward=False,
             clip_obs=norm.get("clip_obs", 10.0),
         )
         (out / "best").mkdir(exist_ok=True)
         callbacks.append(
-            EvalCallback(
+            SeededEvalCallback(
                 eval_venv,
+                eval_seed=eval_seed,
                 n_eval_episodes=int(agent.get("eval_episodes", 1)),
                 eval_freq=max(1, int(agent["eval_every"]) // n_envs),
                 deterministic=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 from envs.lr_control import LRControlEnv
 from rlsched.agent import train_controller, validate_agent_config
@@ -106,6 +106,30 @@ class _Interrupt(BaseCallback):
         if self.num_timesteps >= self.at:
             raise KeyboardInterrupt
         return True
+
+
+def test_every_evaluation_sees_the_same_episodes(train_kw):
+    """Checkpoints are compared on the same trainee runs, so "best" measures the policy, not the draw."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from rlsched.agent import SeededEvalCallback, make_vec_env
+
+    model = PPO("MlpPolicy", VecNormalize(make_vec_env(train_kw, 1, "dummy", 0)), n_steps=10, batch_size=10)
+    model.set_logger(configure(None, []))
+    results = {}
+    for seeded in (True, False):
+        eval_env = VecNormalize(make_vec_env(train_kw, 1, "dummy", 7), training=False, norm_reward=False)
+        kwargs = {"n_eval_episodes": 1, "eval_freq": 1, "deterministic": True, "verbose": 0}
+        cb = SeededEvalCallback(eval_env, eval_seed=7, **kwargs) if seeded else EvalCallback(eval_env, **kwargs)
+        cb.init_callback(model)
+        results[seeded] = []
+        for _ in range(3):
+            cb.on_step()
+            results[seeded].append(float(cb.last_mean_reward))
+    assert len(set(results[True])) == 1  # the same policy on the same episode: the same return
+    assert len(set(results[False])) == 3  # plain EvalCallback: a new trainee every evaluation
 
 
 def test_resume_after_interruption_reaches_total_timesteps(train_kw, tmp_path):
