@@ -10,8 +10,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rlsched.config import env_kwargs, to_dict
+from rlsched.config import env_kwargs, task_key, to_dict
 from rlsched.harness import ensure_writable
+from rlsched.tracking import tracker_from_config
 from rlsched.tuning import SCORE_FILE, score_setting
 
 
@@ -23,8 +24,15 @@ def main(cfg: DictConfig) -> float:
         raise ValueError(f"unknown baseline {cfg.baseline!r}; configured: {sorted(specs)}")
     out = ensure_writable(cfg.out_dir)
     params = {**specs[cfg.baseline], **to_dict(cfg.params)}
-    result = score_setting(env_kw, cfg.baseline, params, list(cfg.seeds))
-    (Path(out) / SCORE_FILE).write_text(json.dumps(result, indent=2))
+    tracker = tracker_from_config(
+        cfg.logger, job_type="tune", config={**to_dict(cfg), "task": task_key(env_kw)}, out_dir=out
+    )
+    try:
+        result = score_setting(env_kw, cfg.baseline, params, list(cfg.seeds))
+        (Path(out) / SCORE_FILE).write_text(json.dumps(result, indent=2))
+        tracker.summary({"tune/score": result["score"], "tune/val_losses": result["val_losses"]})
+    finally:
+        tracker.finish()
     print(f"[tune] {cfg.baseline} {result['params']}: mean final val loss {result['score']:.4f}")
     return result["score"]
 

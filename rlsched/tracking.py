@@ -150,19 +150,32 @@ def _records(path: Path):
             break
 
 
-def read_offline_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every `log` call of an offline run as a dict, read from its `run-*.wandb` file."""
+def _run_records(run_dir: str | os.PathLike):
+    """The parsed protobuf Records of an offline run's `run-*.wandb` file."""
     from wandb.proto import wandb_internal_pb2 as pb
 
     files = sorted(Path(run_dir).glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"no run-*.wandb file in {run_dir}")
-    rows = []
     for raw in _records(files[0]):
         rec = pb.Record()
         rec.ParseFromString(raw)
-        if rec.WhichOneof("record_type") == "history":
-            rows.append(
-                {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in rec.history.item}
-            )
-    return rows
+        yield rec
+
+
+def _items(items) -> dict[str, Any]:
+    return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items}
+
+
+def read_offline_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every `log` call of an offline run as a dict, read from its `run-*.wandb` file."""
+    return [_items(r.history.item) for r in _run_records(run_dir) if r.WhichOneof("record_type") == "history"]
+
+
+def read_offline_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run summary (`Tracker.summary` values) of an offline run, read from its `run-*.wandb` file."""
+    out: dict[str, Any] = {}
+    for r in _run_records(run_dir):
+        if r.WhichOneof("record_type") == "summary":
+            out |= _items(r.summary.update)
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,10 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
+
+from rlsched.tracking import read_offline_summary
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_ENV = [
@@ -50,6 +54,7 @@ def test_joblib_multirun_tunes_and_writes_the_winner(data_dir, tmp_path):
             "baseline=cosine",
             "++params.lr=0.003,0.01",
             "launcher=joblib",
+            "logger=none",
             "model=mlp",
             "seeds=[100]",
             f"tuned_dir={tmp_path / 'tuned'}",
@@ -63,8 +68,6 @@ def test_joblib_multirun_tunes_and_writes_the_winner(data_dir, tmp_path):
     assert "joblib" in (proc.stdout + proc.stderr).lower()
     (tuned,) = (tmp_path / "tuned").glob("*.yaml")
     best = yaml.safe_load(tuned.read_text())["cosine"]
-    import json
-
     results = [json.loads(p.read_text()) for p in scores]
     winner = min(results, key=lambda r: r["score"])
     assert best["lr"] == winner["params"]["lr"]
@@ -86,8 +89,12 @@ def test_submitit_local_runs_a_job(data_dir, tmp_path):
         ],
         data_dir,
     )
-    assert len(list((tmp_path / "sweep").rglob("score.json"))) == 1
+    (score,) = (tmp_path / "sweep").rglob("score.json")
     assert list((tmp_path / "sweep").rglob("*submitit*")) or list((tmp_path / "sweep").rglob("*.pkl"))
+    # The job logged its score to an offline W&B run in its own folder.
+    (run_dir,) = score.parent.glob("wandb/offline-run-*")
+    summary = read_offline_summary(run_dir)
+    assert summary["tune/score"] == pytest.approx(json.loads(score.read_text())["score"])
 
 
 def test_train_then_transfer_entry_points(data_dir, tmp_path):
