@@ -24,6 +24,11 @@ keep() {
   rm -rf "$2/curves" && cp -r "$1/curves" "$2/curves"
 }
 
+# keep_training RUN DST: a PPO run's throughput and its checkpoints' evaluation returns (timesteps, results).
+keep_training() {
+  cp "$1/train_summary.json" "$1/eval/evaluations.npz" "$2"/
+}
+
 # compare: one table of the learned controller in every research-question run that exists so far.
 compare() {
   local runs=() rq
@@ -58,7 +63,7 @@ for step in "${steps[@]}"; do
         artifact="$RUNS/demo/train/controller" out_dir="$RUNS/demo/transfer"
       keep "$RUNS/demo/train/benchmark" "$DOCS/demo_train"
       keep "$RUNS/demo/transfer/mnist_mlp" "$DOCS/demo_transfer_mnist"
-      cp "$RUNS/demo/train/train_summary.json" "$DOCS/demo_train/"
+      keep_training "$RUNS/demo/train" "$DOCS/demo_train"
       rm -rf "$DOCS/demo_controller" && cp -r "$RUNS/demo/train/controller" "$DOCS/demo_controller"
       ;;
     cnn)
@@ -72,7 +77,7 @@ for step in "${steps[@]}"; do
       for rq in rq1_learned_vs_baselines rq3_final_reward rq4_raw_lr; do
         timed "$rq" "$PY" experiments/train.py experiment="$rq" out_dir="$RUNS/$rq"
         keep "$RUNS/$rq/benchmark" "$DOCS/$rq"
-        cp "$RUNS/$rq/train_summary.json" "$DOCS/$rq/"
+        keep_training "$RUNS/$rq" "$DOCS/$rq"
       done
       compare
       ;;
@@ -81,7 +86,7 @@ for step in "${steps[@]}"; do
         name=${rq%%_*}_ent_coef_0
         timed "$name" "$PY" experiments/train.py experiment="$rq" agent.ppo.ent_coef=0.0 out_dir="$RUNS/$name"
         keep "$RUNS/$name/benchmark" "$DOCS/$name"
-        cp "$RUNS/$name/train_summary.json" "$DOCS/$name/"
+        keep_training "$RUNS/$name" "$DOCS/$name"
       done
       compare
       ;;
