@@ -4,8 +4,8 @@
 #
 #   RLSCHED_DATA_DIR=../shared/data scripts/reproduce_results.sh [step ...]
 #
-# Steps (default, in this order): tune_mlp bench demo cnn rq ablation. The cnn step reuses the demo's
-# controller. tune_cnn (about 20 min: 53 settings x 2 seeds of the CNN) is run only when named.
+# Steps (default, in this order): tune_mlp bench demo cnn rq ablation seeds. The cnn step reuses the
+# demo's controller. tune_cnn (about 20 min: 53 settings x 2 seeds of the CNN) is run only when named.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${RLSCHED_DATA_DIR:?set RLSCHED_DATA_DIR to the data root (torchvision layout), e.g. ../shared/data}"
@@ -15,7 +15,7 @@ RUNS=${RUNS:-results}          # full run folders (checkpoints, W&B files): not 
 DOCS=${DOCS:-docs/results}     # what the README cites: tables, CSVs, curves, plots, the demo controller
 mkdir -p "$DOCS"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(tune_mlp bench demo cnn rq ablation)
+[ ${#steps[@]} -gt 0 ] || steps=(tune_mlp bench demo cnn rq ablation seeds)
 
 # keep SRC DST: the human-readable outputs of one benchmark folder.
 keep() {
@@ -32,7 +32,8 @@ keep_training() {
 # compare: one table of the learned controller in every research-question run that exists so far.
 compare() {
   local runs=() rq
-  for rq in rq1_learned_vs_baselines rq3_final_reward rq4_raw_lr rq1_ent_coef_0 rq3_ent_coef_0; do
+  for rq in rq1_learned_vs_baselines rq3_final_reward rq4_raw_lr rq1_ent_coef_0 rq3_ent_coef_0 \
+    rq1_seed1 rq1_seed2 rq3_seed1 rq3_seed2; do
     [ -f "$DOCS/$rq/results.csv" ] && runs+=("$DOCS/$rq")
   done
   "$PY" scripts/compare_runs.py "${runs[@]}" --learned ppo | tee "$DOCS/research_questions.md"
@@ -90,8 +91,19 @@ for step in "${steps[@]}"; do
       done
       compare
       ;;
+    seeds)  # RQ1 and RQ3 with PPO seeds 1 and 2 (seed 0 is the rq step): is the difference the recipe's?
+      for rq in rq1_learned_vs_baselines rq3_final_reward; do
+        for seed in 1 2; do
+          name=${rq%%_*}_seed$seed
+          timed "$name" "$PY" experiments/train.py experiment="$rq" seed="$seed" out_dir="$RUNS/$name"
+          keep "$RUNS/$name/benchmark" "$DOCS/$name"
+          keep_training "$RUNS/$name" "$DOCS/$name"
+        done
+      done
+      compare
+      ;;
     *)
-      echo "unknown step $step; allowed: tune_mlp tune_cnn bench demo cnn rq ablation" >&2
+      echo "unknown step $step; allowed: tune_mlp tune_cnn bench demo cnn rq ablation seeds" >&2
       exit 2
       ;;
   esac
