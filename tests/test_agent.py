@@ -145,6 +145,21 @@ def test_resume_after_interruption_reaches_total_timesteps(train_kw, tmp_path):
     assert json.loads((artifact / "meta.json").read_text())["timesteps_this_run"] < 100
 
 
+def test_finished_run_keeps_its_artifact(train_kw, tmp_path):
+    """Re-running a finished training (e.g. `make demo` twice) must not rewrite the artifact: its bytes are
+    the identity under which the harness skips the benchmark runs it already has."""
+    agent = tiny_agent(eval_every=0, total_timesteps=20)
+    artifact = train_controller(train_kw, agent, tmp_path)
+    before = {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in artifact.iterdir()}
+    identity = LearnedController(artifact).identity()
+    assert train_controller(train_kw, agent, tmp_path) == artifact
+    assert {f.name: (f.read_bytes(), f.stat().st_mtime_ns) for f in artifact.iterdir()} == before
+    assert LearnedController(artifact).identity() == identity
+    # Asking for more timesteps does train on, and writes a new artifact.
+    more = train_controller(train_kw, {**agent, "total_timesteps": 40}, tmp_path)
+    assert load_artifact(more).model.num_timesteps == 40
+
+
 def test_recurrent_ppo_trains_and_runs(train_kw, tmp_path):
     agent = tiny_agent(
         algo="recurrent_ppo",
