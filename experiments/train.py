@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> None:
     train_kw = env_kwargs(cfg.env, test_eval=False)  # the test set plays no part in training
     eval_kw = env_kwargs(cfg.env)
     if cfg.benchmark.enabled:  # a typo in the benchmark's controllers must not cost a finished training
-        build_baselines(list(cfg.benchmark.controllers), cfg.baselines, eval_kw, False)
+        build_baselines(list(cfg.benchmark.controllers), cfg.baselines, eval_kw, use_tuned=False)
     out = ensure_writable(cfg.out_dir)
     tracker = tracker_from_config(cfg.logger, job_type="train", config=to_dict(cfg), out_dir=out)
     try:

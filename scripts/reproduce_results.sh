@@ -5,7 +5,7 @@
 #   RLSCHED_DATA_DIR=../shared/data scripts/reproduce_results.sh [step ...]
 #
 # Steps (default, in this order): tune_mlp bench demo cnn rq ablation seeds. The cnn step reuses the
-# demo's controller. tune_cnn (about 20 min: 53 settings x 2 seeds of the CNN) is run only when named.
+# demo's controller. tune_cnn (about 15 min: 53 settings x 2 seeds of the CNN) is run only when named.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${RLSCHED_DATA_DIR:?set RLSCHED_DATA_DIR to the data root (torchvision layout), e.g. ../shared/data}"
@@ -27,6 +27,15 @@ keep() {
 # keep_training RUN DST: a PPO run's throughput and its checkpoints' evaluation returns (timesteps, results).
 keep_training() {
   cp "$1/train_summary.json" "$1/eval/evaluations.npz" "$2"/
+}
+
+# train_and_keep NAME OVERRIDE...: one train.py run (PPO + its benchmark) into $RUNS/NAME, kept in $DOCS/NAME.
+train_and_keep() {
+  local name=$1
+  shift
+  timed "$name" "$PY" experiments/train.py "$@" out_dir="$RUNS/$name"
+  keep "$RUNS/$name/benchmark" "$DOCS/$name"
+  keep_training "$RUNS/$name" "$DOCS/$name"
 }
 
 # compare: one table of the learned controller in every research-question run that exists so far.
@@ -76,28 +85,20 @@ for step in "${steps[@]}"; do
       ;;
     rq)
       for rq in rq1_learned_vs_baselines rq3_final_reward rq4_raw_lr; do
-        timed "$rq" "$PY" experiments/train.py experiment="$rq" out_dir="$RUNS/$rq"
-        keep "$RUNS/$rq/benchmark" "$DOCS/$rq"
-        keep_training "$RUNS/$rq" "$DOCS/$rq"
+        train_and_keep "$rq" experiment="$rq"
       done
       compare
       ;;
     ablation)  # RQ1 and RQ3 with SB3's default entropy coefficient, 0, instead of the reimplementation's 0.1
       for rq in rq1_learned_vs_baselines rq3_final_reward; do
-        name=${rq%%_*}_ent_coef_0
-        timed "$name" "$PY" experiments/train.py experiment="$rq" agent.ppo.ent_coef=0.0 out_dir="$RUNS/$name"
-        keep "$RUNS/$name/benchmark" "$DOCS/$name"
-        keep_training "$RUNS/$name" "$DOCS/$name"
+        train_and_keep "${rq%%_*}_ent_coef_0" experiment="$rq" agent.ppo.ent_coef=0.0
       done
       compare
       ;;
     seeds)  # RQ1 and RQ3 with PPO seeds 1 and 2 (seed 0 is the rq step): is the difference the recipe's?
       for rq in rq1_learned_vs_baselines rq3_final_reward; do
         for seed in 1 2; do
-          name=${rq%%_*}_seed$seed
-          timed "$name" "$PY" experiments/train.py experiment="$rq" seed="$seed" out_dir="$RUNS/$name"
-          keep "$RUNS/$name/benchmark" "$DOCS/$name"
-          keep_training "$RUNS/$name" "$DOCS/$name"
+          train_and_keep "${rq%%_*}_seed$seed" experiment="$rq" seed="$seed"
         done
       done
       compare
