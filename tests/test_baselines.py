@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -17,10 +18,13 @@ from rlsched.controllers import (
     Controller,
     Cosine,
     Exponential,
+    OneCycle,
     Plateau,
     StepDecay,
+    WarmupCosine,
     make_controller,
 )
+from rlsched.harness import run_episode
 
 OBS = np.zeros(9, dtype=np.float32)
 
@@ -193,6 +197,8 @@ def test_no_torch_warnings() -> None:
         for ctrl in (ConstantLR(0.1), StepDecay(0.1, 0.5, 2), Exponential(0.1, 0.9), Cosine(0.1)):
             run(ctrl, 5)
         run(Plateau(0.1, patience=0), 5)
+        run(OneCycle(0.1), 50)
+        run(WarmupCosine(0.1, warmup_frac=0.2), 50)
 
 
 # ----- (d) validation ----------------------------------------------------------------------------------
@@ -223,6 +229,22 @@ def test_no_torch_warnings() -> None:
         (lambda: Plateau(0.1, metric="test_loss"), "unknown metric 'test_loss'"),
         (lambda: Plateau(0.1, mode="max"), "metric 'val_loss' needs mode='min'"),
         (lambda: Plateau(0.1, metric="val_accuracy"), "metric 'val_accuracy' needs mode='max'"),
+        (lambda: OneCycle(0.0), "lr must be > 0"),
+        (lambda: OneCycle(0.1, pct_start=0.0), r"pct_start must be in \(0, 1\)"),
+        (lambda: OneCycle(0.1, pct_start=1.0), r"pct_start must be in \(0, 1\)"),
+        (lambda: OneCycle(0.1, anneal_strategy="exp"), r"unknown anneal_strategy 'exp'; allowed: \['cos', 'linear'\]"),
+        (lambda: OneCycle(0.1, div_factor=0.5), "div_factor must be >= 1"),
+        (lambda: OneCycle(0.1, final_div_factor=0.0), "final_div_factor must be >= 1"),
+        (lambda: WarmupCosine(0.1), "give exactly one of warmup_frac .* and warmup_steps"),
+        (lambda: WarmupCosine(0.1, warmup_frac=0.2, warmup_steps=3), "give exactly one of warmup_frac"),
+        (lambda: WarmupCosine(0.1, warmup_frac=0.0), r"warmup_frac must be in \(0, 1\)"),
+        (lambda: WarmupCosine(0.1, warmup_frac=1.0), r"warmup_frac must be in \(0, 1\)"),
+        (lambda: WarmupCosine(0.1, warmup_steps=0), "warmup_steps must be an integer >= 1"),
+        (lambda: WarmupCosine(0.1, warmup_steps=2.5), "warmup_steps must be an integer >= 1"),
+        (lambda: WarmupCosine(0.1, warmup_frac=0.2, start_factor=0.0), r"start_factor must be in \(0, 1\]"),
+        (lambda: WarmupCosine(0.1, warmup_frac=0.2, start_factor=1.5), r"start_factor must be in \(0, 1\]"),
+        (lambda: WarmupCosine(0.1, warmup_frac=0.2, eta_min=-1e-3), "eta_min must be >= 0"),
+        (lambda: WarmupCosine(0.1, warmup_frac=0.2, eta_min=0.1), "eta_min must be < lr"),
     ],
 )
 def test_bad_input(build, match: str) -> None:
@@ -231,7 +253,15 @@ def test_bad_input(build, match: str) -> None:
 
 
 def test_factory() -> None:
-    assert sorted(BASELINES) == ["constant", "cosine", "exponential", "plateau", "step_decay"]
+    assert sorted(BASELINES) == [
+        "constant",
+        "cosine",
+        "exponential",
+        "one_cycle",
+        "plateau",
+        "step_decay",
+        "warmup_cosine",
+    ]
     ctrl = make_controller("plateau", lr=0.1, patience=3)
     assert isinstance(ctrl, Plateau) and ctrl.name == "plateau" and ctrl.patience == 3 and ctrl.sets_lr
     assert make_controller("cosine", name="cos-tuned", lr=0.1).name == "cos-tuned"
@@ -263,3 +293,139 @@ def test_reset_restarts_from_lr0(ctrl: Controller) -> None:
     # A reset mid-episode also starts over.
     ctrl.reset(FakeEnv(), OBS, {})
     assert ctrl.act(OBS, {"val_loss": 5.0}) == 0.1
+
+
+# ----- (f) warm-up schedules: one_cycle and warmup_cosine == torch's schedulers driven directly ---------------
+def torch_lrs(make_sched, n: int, lr0: float) -> list[float]:
+    """The LR before each of n steps when a torch scheduler is stepped once after each step."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr0)
+    sched = make_sched(opt)
+    lrs = []
+    for t in range(n):
+        lrs.append(opt.param_groups[0]["lr"])
+        if t < n - 1:
+            opt.step()
+            sched.step()
+    return lrs
+
+
+ONE_CYCLE_CASES = [
+    (30, {}),
+    (30, {"pct_start": 0.1, "anneal_strategy": "linear"}),
+    (30, {"pct_start": 0.5, "div_factor": 3.0, "final_div_factor": 10.0}),
+    (7, {"pct_start": 0.4, "div_factor": 1.0}),
+    (100, {"pct_start": 0.05, "anneal_strategy": "linear", "final_div_factor": 1.0}),
+]
+
+
+@pytest.mark.parametrize("steps,kw", ONE_CYCLE_CASES, ids=lambda c: case_id(c) if isinstance(c, dict) else str(c))
+def test_one_cycle_matches_torch(steps: int, kw: dict) -> None:
+    ctrl = OneCycle(0.05, **kw)
+    got = run(ctrl, steps, env=FakeEnv(cfg=FakeCfg(episode_steps=steps)))
+    expected = torch_lrs(
+        lambda opt: lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=steps, cycle_momentum=False, **kw),
+        steps,
+        0.05,
+    )
+    assert got == expected
+    assert ctrl.total_steps == steps
+    # The last action gets the final LR: max_lr / (div_factor * final_div_factor).
+    div, final_div = kw.get("div_factor", 25.0), kw.get("final_div_factor", 1e4)
+    assert got[-1] == pytest.approx(0.05 / (div * final_div), rel=1e-9)
+
+
+WARMUP_COSINE_CASES = [
+    (30, {"warmup_frac": 0.2}, 6),
+    (30, {"warmup_frac": 0.01}, 1),  # rounds to 0: at least one warm-up action
+    (30, {"warmup_frac": 0.99}, 29),  # rounds to 30: at least one cosine action
+    (30, {"warmup_steps": 10, "start_factor": 0.5, "eta_min": 1e-3}, 10),
+    (5, {"warmup_steps": 2, "start_factor": 1.0}, 2),
+]
+
+
+@pytest.mark.parametrize(
+    "steps,kw,warm", WARMUP_COSINE_CASES, ids=lambda c: case_id(c) if isinstance(c, dict) else str(c)
+)
+def test_warmup_cosine_matches_torch_and_its_closed_form(steps: int, kw: dict, warm: int) -> None:
+    ctrl = WarmupCosine(0.05, **kw)
+    got = run(ctrl, steps, env=FakeEnv(cfg=FakeCfg(episode_steps=steps)))
+    assert ctrl.warmup_steps_used == warm
+    sf, eta = kw.get("start_factor", 0.1), kw.get("eta_min", 0.0)
+
+    def direct(opt):
+        return lr_scheduler.SequentialLR(
+            opt,
+            [
+                lr_scheduler.LinearLR(opt, start_factor=sf, end_factor=1.0, total_iters=warm),
+                lr_scheduler.CosineAnnealingLR(opt, T_max=steps - warm, eta_min=eta),
+            ],
+            milestones=[warm],
+        )
+
+    assert got == torch_lrs(direct, steps, 0.05)
+    closed = [
+        0.05 * (sf + (1 - sf) * t / warm)
+        if t < warm
+        else eta + (0.05 - eta) * (1 + math.cos(math.pi * (t - warm) / (steps - warm))) / 2
+        for t in range(steps)
+    ]
+    assert_rel(got, closed, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "ctrl,peak",
+    [
+        (OneCycle(0.05, pct_start=0.3), 8),  # OneCycleLR peaks at step pct_start*T - 1
+        (OneCycle(0.05, pct_start=0.3, anneal_strategy="linear"), 8),
+        (WarmupCosine(0.05, warmup_frac=0.3, start_factor=0.1), 9),
+    ],
+    ids=lambda c: c.name if isinstance(c, Controller) else str(c),
+)
+def test_warm_up_rises_then_decays(ctrl: Controller, peak: int) -> None:
+    lrs = run(ctrl, 30, env=FakeEnv(cfg=FakeCfg(episode_steps=30)))
+    assert int(np.argmax(lrs)) == peak and lrs[peak] == pytest.approx(0.05)
+    assert all(a < b for a, b in itertools.pairwise(lrs[: peak + 1]))
+    assert all(a > b for a, b in itertools.pairwise(lrs[peak:]))
+    assert lrs[0] < 0.2 * 0.05 and lrs[-1] < 0.1 * 0.05
+
+
+@pytest.mark.parametrize("ctrl", [OneCycle(0.05), WarmupCosine(0.05, warmup_frac=0.3)], ids=lambda c: c.name)
+def test_warm_up_schedules_never_step_past_the_episode(ctrl: Controller) -> None:
+    env = FakeEnv(cfg=FakeCfg(episode_steps=10))
+    first = run(ctrl, 10, env=env)
+    with pytest.raises(RuntimeError, match=r"built for 10 actions .* asked for action 11"):
+        ctrl.act(OBS, {})
+    assert run(ctrl, 10, env=env) == first  # reset() starts a fresh schedule
+    # Rebuilt for a longer episode, the same controller spans it.
+    assert len(run(ctrl, 20, env=FakeEnv(cfg=FakeCfg(episode_steps=20)))) == 20
+
+
+@pytest.mark.parametrize(
+    "ctrl,steps,match",
+    [
+        (OneCycle(0.05, pct_start=0.1), 10, r"warm-up of 1.00 steps; it must exceed 1 \(use pct_start > 0.1000\)"),
+        (OneCycle(0.05, pct_start=0.1), 5, "it must exceed 1"),
+        (WarmupCosine(0.05, warmup_steps=10), 10, "warmup_steps=10 leaves no cosine phase .* use warmup_steps <= 9"),
+        (WarmupCosine(0.05, warmup_frac=0.5), 1, "needs an episode of at least 2 actions"),
+    ],
+)
+def test_warm_up_schedule_that_does_not_fit_the_episode_fails_at_reset(ctrl: Controller, steps: int, match: str):
+    with pytest.raises(ValueError, match=match):
+        ctrl.reset(FakeEnv(cfg=FakeCfg(episode_steps=steps)), OBS, {})
+
+
+@pytest.mark.parametrize(
+    "kind,params",
+    [
+        ("one_cycle", {"pct_start": 0.4, "div_factor": 5.0, "final_div_factor": 10.0}),
+        ("warmup_cosine", {"warmup_frac": 0.4, "eta_min": 1e-4}),
+    ],
+)
+def test_warm_up_schedules_drive_a_real_episode(tiny_env_kwargs: dict, kind: str, params: dict) -> None:
+    from envs.lr_control import LRControlEnv
+
+    env = LRControlEnv(**tiny_env_kwargs)  # 5 actions; the env clips LRs to [1e-5, 0.1], which these stay inside
+    ctrl = make_controller(kind, lr=0.02, **params)
+    lrs = run_episode(env, ctrl, 20_000).curves["lr"].tolist()[1:]  # row 0 is the state before any action
+    assert lrs == run(make_controller(kind, lr=0.02, **params), 5, env=FakeEnv(cfg=FakeCfg(episode_steps=5)))
+    assert max(lrs) == pytest.approx(0.02) and lrs[0] < 0.02 and lrs[-1] < 0.02

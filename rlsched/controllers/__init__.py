@@ -6,8 +6,10 @@ from rlsched.controllers.baselines import (
     ConstantLR,
     Cosine,
     Exponential,
+    OneCycle,
     Plateau,
     StepDecay,
+    WarmupCosine,
     make_controller,
 )
 
@@ -17,7 +19,9 @@ __all__ = [
     "Controller",
     "Cosine",
     "Exponential",
+    "OneCycle",
     "Plateau",
     "StepDecay",
+    "WarmupCosine",
     "make_controller",
 ]
