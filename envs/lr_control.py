@@ -17,8 +17,9 @@ import torch.nn.functional as F
 
 from rlsched.data import DATASETS, check_sizes, make_splits
 from rlsched.features import (
+    DEFAULT_FEATURES,
+    FEATURE_PRESETS,
     OBS_TRANSFORMS,
-    PAPER_FEATURES,
     centred_sum_of_squares,
     ema,
     feature_table,
@@ -29,6 +30,7 @@ from rlsched.models import MODELS, OPTIMIZERS, build_model
 from rlsched.trainee import Trainee
 
 ACTION_TYPES = ("scale", "discrete", "log_lr")
+SCALE_PER = ("optimizer_step", "env_step")
 REWARD_TYPES = ("neg_val_loss", "paper", "final_only", "log_diff")
 PREDICTION_SOURCES = ("train", "validation")
 
@@ -58,12 +60,16 @@ class EnvConfig:
     episode_steps: int = 100
     # action
     action: str = "scale"
-    scale_range: tuple[float, float] = (0.965, 1.035)  # the paper's multiplier range
+    scale_range: tuple[float, float] = (0.965, 1.035)  # the paper's multiplier range, per optimizer step
+    # "optimizer_step": the multiplier acts at each of the K optimizer steps, so one env step moves the LR by
+    # up to x[low^K, high^K] (the paper's per-step range); "env_step": once per env step (the range K times
+    # narrower in log space: over a short episode it cannot reach the rates tuned schedules use).
+    scale_per: str = "optimizer_step"
     discrete_multipliers: tuple[float, ...] = (1 / 1.05, 1.0, 1.05)
     lr_min: float = 1e-5
     lr_max: float = 1e-1
     # observation
-    features: tuple[str, ...] = PAPER_FEATURES
+    features: tuple[str, ...] | str = DEFAULT_FEATURES  # a list of names or a preset: "default" | "paper"
     obs_transform: str = "none"
     ema_decay: float = 0.8
     prediction_source: str = "train"  # paper: the training batch; "validation": the fixed probe
@@ -103,6 +109,10 @@ class EnvConfig:
         one_of("reward", self.reward, REWARD_TYPES)
         one_of("obs_transform", self.obs_transform, OBS_TRANSFORMS)
         one_of("prediction_source", self.prediction_source, PREDICTION_SOURCES)
+        one_of("scale_per", self.scale_per, SCALE_PER)
+        if isinstance(self.features, str):
+            one_of("feature preset", self.features, FEATURE_PRESETS)
+            self.features = FEATURE_PRESETS[self.features]
         self.features = tuple(self.features)
         self.scale_range = tuple(float(v) for v in self.scale_range)
         self.discrete_multipliers = tuple(float(v) for v in self.discrete_multipliers)
@@ -216,7 +226,10 @@ class LRControlEnv(gym.Env):
             a = _clip(a, -1.0, 1.0)
             if cfg.action == "scale":
                 lo, hi = cfg.scale_range
-                lr = self.lr * (lo + (a + 1.0) / 2.0 * (hi - lo))
+                multiplier = lo + (a + 1.0) / 2.0 * (hi - lo)
+                if cfg.scale_per == "optimizer_step":
+                    multiplier **= cfg.steps_per_action
+                lr = self.lr * multiplier
             else:  # log_lr: the raw rate on a log scale spanning [lr_min, lr_max]
                 lo, hi = math.log10(cfg.lr_min), math.log10(cfg.lr_max)
                 lr = 10 ** (lo + (a + 1.0) / 2.0 * (hi - lo))
@@ -296,10 +309,14 @@ class LRControlEnv(gym.Env):
         diverged = (
             not all(math.isfinite(v) for v in raw.values()) or max(raw["train_loss"], raw["val_loss"]) > cfg.max_loss
         )
-        truncated = self.t >= cfg.episode_steps and not diverged
+        # The end of the training budget ends the task: the trainee's run is over. It is a terminal state, not a
+        # time limit imposed from outside (`truncated` would make SB3 bootstrap gamma * V(last obs) into the last
+        # reward, a value extrapolated past the end of training). Divergence is terminal too.
+        budget_spent = self.t >= cfg.episode_steps
+        terminated = diverged or budget_spent
         info = self._info(raw)
         info["diverged"] = diverged
-        if diverged or truncated:
+        if terminated:
             self._needs_reset = True
             info.update(self._final_eval())
         if diverged:
@@ -308,9 +325,9 @@ class LRControlEnv(gym.Env):
             reward = self._divergence_reward()
         else:
             self._last_obs = obs
-            reward = self._reward(raw["val_loss"], truncated, info)
+            reward = self._reward(raw["val_loss"], budget_spent, info)
         self._prev_val_loss = raw["val_loss"]
-        return obs, float(reward), diverged, truncated, info
+        return obs, float(reward), terminated, False, info
 
     # ----- internals -------------------------------------------------------------------------------------
     def _observe(self, train_loss: torch.Tensor, train_logits: torch.Tensor) -> tuple[np.ndarray, dict]:

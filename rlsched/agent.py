@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import KVWriter, Logger, make_output_format
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from envs.lr_control import EnvConfig, LRControlEnv
+from envs.seed_pool import SeedPool
 from rlsched.artifact import ALGORITHMS, algorithm_class, save_artifact
 from rlsched.harness import ensure_writable
+from rlsched.seeds import seed_block
+from rlsched.selection import CheckpointSelection
 from rlsched.tracking import Tracker
 
 POLICIES = {"ppo": ("MlpPolicy",), "recurrent_ppo": ("MlpLstmPolicy",)}
@@ -39,7 +42,7 @@ def validate_agent_config(agent: Mapping[str, Any]) -> None:
         raise ValueError(f"unknown policy {agent.get('policy')!r} for {algo}; allowed: {list(POLICIES[algo])}")
     if agent.get("vec_env", "dummy") not in VEC_ENVS:
         raise ValueError(f"unknown vec_env {agent.get('vec_env')!r}; allowed: {list(VEC_ENVS)}")
-    for key in ("n_envs", "total_timesteps", "checkpoint_every"):
+    for key in ("n_envs", "total_timesteps", "checkpoint_every", "train_seed_pool", "eval_episodes"):
         if int(agent.get(key, 1)) < 1:
             raise ValueError(f"agent.{key} must be >= 1, got {agent.get(key)}")
     ppo = agent.get("ppo", {})
@@ -48,7 +51,20 @@ def validate_agent_config(agent: Mapping[str, Any]) -> None:
         raise ValueError(f"agent.ppo.batch_size={ppo.get('batch_size')} exceeds n_steps*n_envs={rollout}")
 
 
-def make_vec_env(env_kwargs: Mapping[str, Any], n_envs: int, vec_env: str, seed: int) -> VecEnv:
+def training_seeds(agent: Mapping[str, Any]) -> list[int]:
+    """PPO's training trainees: a fixed pool from the training seed set (shared by every PPO seed)."""
+    return seed_block("training", int(agent.get("train_seeds_start", 0)), int(agent.get("train_seed_pool", 128)))
+
+
+def selection_seeds(agent: Mapping[str, Any]) -> list[int]:
+    """The fixed trainees on which every checkpoint is scored (never used for training or evaluation)."""
+    return seed_block("selection", int(agent.get("eval_seeds_start", 0)), int(agent.get("eval_episodes", 16)))
+
+
+def make_vec_env(
+    env_kwargs: Mapping[str, Any], n_envs: int, vec_env: str, seed: int, episode_seeds: list[int]
+) -> VecEnv:
+    """`n_envs` envs whose episodes draw trainees from `episode_seeds`; `seed` only shuffles the draws."""
     kwargs = dict(env_kwargs)
     if vec_env == "subproc" and kwargs.get("torch_threads") is None:
         # One process per env: split the cores instead of letting each grab all of them.
@@ -56,7 +72,7 @@ def make_vec_env(env_kwargs: Mapping[str, Any], n_envs: int, vec_env: str, seed:
 
     def factory(rank: int):
         def _make():
-            env = Monitor(LRControlEnv(**kwargs))
+            env = Monitor(SeedPool(LRControlEnv(**kwargs), episode_seeds, shuffle_seed=seed + rank))
             env.reset(seed=seed + rank)
             return env
 
@@ -134,37 +150,6 @@ class RolloutCheckpoint(BaseCallback):
         return True
 
 
-class SaveVecNormalizeOnBest(BaseCallback):
-    """EvalCallback saves the best policy; this saves the normalization statistics that go with it."""
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path = path
-
-    def _on_step(self) -> bool:
-        vn = self.model.get_vec_normalize_env()
-        if vn is not None:
-            vn.save(str(self.path))
-        return True
-
-
-class SeededEvalCallback(EvalCallback):
-    """EvalCallback whose every evaluation runs the same episodes: the eval env is re-seeded each time.
-
-    Without this, each evaluation draws a new trainee (initialization, split, data order), and "best model"
-    would reward the luck of the draw rather than the better policy.
-    """
-
-    def __init__(self, *args, eval_seed: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.eval_seed = eval_seed
-
-    def _on_step(self) -> bool:
-        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
-            self.eval_env.seed(self.eval_seed)
-        return super()._on_step()
-
-
 def save_checkpoint(model, ckpt_dir: Path, keep: int = 2) -> Path:
     # Write into a temporary folder and rename, so a crash mid-write never leaves a half checkpoint.
     final = ckpt_dir / f"{CKPT_PREFIX}{model.num_timesteps:012d}"
@@ -227,7 +212,7 @@ def train_controller(
         # which the harness recognises the benchmark runs it already has.
         print(f"training already finished ({checkpoint_timesteps(resume_from)} timesteps); using {artifact_dir}")
         return artifact_dir
-    venv = make_vec_env(env_kwargs, n_envs, agent.get("vec_env", "dummy"), seed)
+    venv = make_vec_env(env_kwargs, n_envs, agent.get("vec_env", "dummy"), seed, training_seeds(agent))
     cls = algorithm_class(algo)
     if resume_from is not None:
         venv = VecNormalize.load(str(resume_from / "vecnormalize.pkl"), venv)
@@ -248,30 +233,10 @@ def train_controller(
 
     checkpointer = RolloutCheckpoint(ckpt_dir, every)
     callbacks: list[BaseCallback] = [checkpointer, TraineeMetrics(tracker)]
-    eval_venv = None
     if int(agent.get("eval_every", 0)) > 0:
+        eval_every = -(-int(agent["eval_every"]) // rollout) * rollout  # whole rollouts: each policy scored once
         ekw = dict(eval_env_kwargs or env_kwargs)
-        eval_seed = int(agent.get("eval_seed", 10_000))
-        eval_venv = VecNormalize(
-            make_vec_env(ekw, 1, "dummy", eval_seed),
-            training=False,
-            norm_reward=False,
-            clip_obs=norm.get("clip_obs", 10.0),
-        )
-        (out / "best").mkdir(exist_ok=True)
-        callbacks.append(
-            SeededEvalCallback(
-                eval_venv,
-                eval_seed=eval_seed,
-                n_eval_episodes=int(agent.get("eval_episodes", 1)),
-                eval_freq=max(1, int(agent["eval_every"]) // n_envs),
-                deterministic=True,
-                best_model_save_path=str(out / "best"),
-                log_path=str(out / "eval"),
-                verbose=0,
-                callback_on_new_best=SaveVecNormalizeOnBest(out / "best" / "vecnormalize.pkl"),
-            )
-        )
+        callbacks.append(CheckpointSelection(ekw, selection_seeds(agent), eval_every, out, tracker=tracker))
     callbacks += extra_callbacks or []
 
     start_steps, t0 = model.num_timesteps, time.perf_counter()
@@ -289,8 +254,6 @@ def train_controller(
         raise
     finally:
         venv.close()
-        if eval_venv is not None:
-            eval_venv.close()
     seconds = time.perf_counter() - t0
     steps_this_run = model.num_timesteps - start_steps
     save_checkpoint(model, ckpt_dir)

@@ -57,6 +57,12 @@ PAPER_FEATURES = (
     "log10_lr",
 )
 
+# The default adds a clock: without it a policy cannot learn "decay towards the end" from features that only
+# drift with time (the authors' state has none; DACBench's SGD state has the step count).
+DEFAULT_FEATURES = (*PAPER_FEATURES, "progress")
+# Named presets for `env.features`; "paper" is the authors' exact 9 for fidelity runs.
+FEATURE_PRESETS = {"default": DEFAULT_FEATURES, "paper": PAPER_FEATURES}
+
 OBS_TRANSFORMS = ("none", "symlog")
 
 

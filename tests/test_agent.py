@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback
 
 from envs.lr_control import LRControlEnv
 from rlsched.agent import train_controller, validate_agent_config
@@ -108,28 +108,34 @@ class _Interrupt(BaseCallback):
         return True
 
 
-def test_every_evaluation_sees_the_same_episodes(train_kw):
-    """Checkpoints are compared on the same trainee runs, so "best" measures the policy, not the draw."""
+def test_checkpoint_selection_scores_the_same_selection_trainees(train_kw, tmp_path):
+    """Checkpoints are compared on the same trainee runs, so "best" measures the policy, not the draw; the
+    selection trainees are never training trainees; a resumed run keeps the best score and the history."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from rlsched.agent import SeededEvalCallback, make_vec_env
+    from rlsched.agent import make_vec_env, selection_seeds, training_seeds
+    from rlsched.selection import CheckpointSelection
 
-    model = PPO("MlpPolicy", VecNormalize(make_vec_env(train_kw, 1, "dummy", 0)), n_steps=10, batch_size=10)
+    agent = tiny_agent(eval_episodes=2)
+    sel, pool = selection_seeds(agent), training_seeds(agent)
+    assert not set(sel) & set(pool) and len(sel) == 2
+    model = PPO("MlpPolicy", VecNormalize(make_vec_env(train_kw, 1, "dummy", 0, pool)), n_steps=10, batch_size=10)
     model.set_logger(configure(None, []))
-    results = {}
-    for seeded in (True, False):
-        eval_env = VecNormalize(make_vec_env(train_kw, 1, "dummy", 7), training=False, norm_reward=False)
-        kwargs = {"n_eval_episodes": 1, "eval_freq": 1, "deterministic": True, "verbose": 0}
-        cb = SeededEvalCallback(eval_env, eval_seed=7, **kwargs) if seeded else EvalCallback(eval_env, **kwargs)
-        cb.init_callback(model)
-        results[seeded] = []
-        for _ in range(3):
-            cb.on_step()
-            results[seeded].append(float(cb.last_mean_reward))
-    assert len(set(results[True])) == 1  # the same policy on the same episode: the same return
-    assert len(set(results[False])) == 3  # plain EvalCallback: a new trainee every evaluation
+    cb = CheckpointSelection(train_kw, sel, every=10, out_dir=tmp_path)
+    cb.init_callback(model)
+    scores = [cb.evaluate() for _ in range(3)]
+    assert len(set(scores)) == 1 and scores[0] > 0  # the same policy on the same trainees: the same score
+    log = pd.read_csv(tmp_path / "eval" / "selection.csv")
+    assert len(log) == 3 and log["best"].tolist() == [True, False, False]
+    assert (tmp_path / "best" / "best_model.zip").is_file()
+    resumed = CheckpointSelection(train_kw, sel, every=10, out_dir=tmp_path)
+    resumed.init_callback(model)
+    assert resumed.best_score == pytest.approx(scores[0])
+    resumed.evaluate()  # not better: history appended, best not overwritten
+    log = pd.read_csv(tmp_path / "eval" / "selection.csv")
+    assert len(log) == 4 and log["best"].sum() == 1
 
 
 def test_resume_after_interruption_reaches_total_timesteps(train_kw, tmp_path):

@@ -100,7 +100,7 @@ def test_env_checkers_pass(tiny_env_kwargs, action, reward, obs_transform):
 
 def test_observation_dtype_shape_and_default_features(tiny_env_kwargs):
     env = make(tiny_env_kwargs)
-    assert tuple(env.feature_names) == PAPER_FEATURES
+    assert tuple(env.feature_names) == (*PAPER_FEATURES, "progress")
     assert len(PAPER_FEATURES) == 9
     assert env.observation_space.shape == (len(env.feature_names),)
     assert env.observation_space.dtype == np.float32
@@ -115,7 +115,7 @@ def test_observation_dtype_shape_and_default_features(tiny_env_kwargs):
             assert isinstance(r, float) and math.isfinite(r)
             done = terminated or truncated
         for o in seen:
-            assert o.dtype == np.float32 and o.shape == (9,)
+            assert o.dtype == np.float32 and o.shape == (10,)
             assert env.observation_space.contains(o), o
 
 
@@ -374,10 +374,10 @@ def test_final_metrics_only_at_last_step(tiny_env_kwargs):
     assert not FINAL_KEYS & info.keys()
     for t in range(1, tiny_env_kwargs["episode_steps"] + 1):
         _, _, terminated, truncated, info = env.step(box(0.0))
-        assert not terminated and info["diverged"] is False
-        assert truncated == (t == tiny_env_kwargs["episode_steps"])
-        assert (info.keys() >= FINAL_KEYS) == truncated
-        assert not (FINAL_KEYS & info.keys()) or truncated
+        assert not truncated and info["diverged"] is False
+        assert terminated == (t == tiny_env_kwargs["episode_steps"])  # the budget's end is terminal
+        assert (info.keys() >= FINAL_KEYS) == terminated
+        assert not (FINAL_KEYS & info.keys()) or terminated
     s = env._splits
     loss, acc, _ = env.trainee.evaluate(s.x_test, s.y_test)
     assert info["test_loss"] == float(loss) and info["test_accuracy"] == float(acc)

@@ -63,6 +63,7 @@ def test_features_by_hand(tiny_env_kwargs, monkeypatch, source, k):
             "split_seed": 5,
             "prediction_source": source,
             "steps_per_action": k,
+            "features": "paper",
         },
     ).unwrapped
     splits = env._splits
@@ -93,8 +94,8 @@ def test_features_by_hand(tiny_env_kwargs, monkeypatch, source, k):
     for t in range(len(actions) + 1):
         if t > 0:
             obs, _, terminated, truncated, info = env.step(actions[t - 1])
-            assert not terminated and truncated == (t == len(actions))
-            lr *= 0.965 + (float(actions[t - 1][0]) + 1) / 2 * 0.07
+            assert not truncated and terminated == (t == len(actions))
+            lr *= (0.965 + (float(actions[t - 1][0]) + 1) / 2 * 0.07) ** k  # the multiplier acts per optimizer step
         # This step's training batches: one at reset (the untrained model on the first rows), K per step.
         step_batches = batches[:1] if t == 0 else batches[1 + (t - 1) * k : 1 + t * k]
         assert len(step_batches) == (1 if t == 0 else k)
