@@ -11,6 +11,19 @@ from rlsched import plots, stats
 from rlsched.tracking import Tracker
 
 
+def write_tables(summary: pd.DataFrame, diffs: pd.DataFrame, reference: str, out_dir: str | Path) -> None:
+    """summary.csv and paired.csv, each row named by its `controller`; paired.csv names its `reference` too.
+
+    Both frames are indexed by controller (stats.summarize / paired_differences), so the index is written as a
+    column; without it the rows of either file could not be told apart.
+    """
+    out = Path(out_dir)
+    summary.reset_index().to_csv(out / "summary.csv", index=False)
+    paired = diffs.reset_index()
+    paired.insert(1, "reference", reference)
+    paired.to_csv(out / "paired.csv", index=False)
+
+
 def write_report(
     results: pd.DataFrame,
     curves: pd.DataFrame,
@@ -27,8 +40,7 @@ def write_report(
     reference = stats.best_baseline(results, present) if present else results["controller"].iloc[0]
     summary = stats.summarize(results)
     diffs = stats.paired_differences(results, reference)
-    summary.to_csv(out / "summary.csv", index=False)
-    diffs.to_csv(out / "paired.csv", index=False)
+    write_tables(summary, diffs, reference, out)
     md = "\n".join(
         [
             f"## {title}",
