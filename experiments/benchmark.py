@@ -8,13 +8,17 @@ import hydra
 from omegaconf import DictConfig
 
 from rlsched.config import env_kwargs, to_dict
-from rlsched.evaluate import evaluate_task
+from rlsched.evaluate import evaluate_task, require_env_data
+from rlsched.harness import check_results_folder
 from rlsched.tracking import tracker_from_config
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
 def main(cfg: DictConfig) -> None:
     env_kw = env_kwargs(cfg.env)
+    # Missing data or a results folder of another env config fail before the tracker writes into out_dir.
+    require_env_data(env_kw)
+    check_results_folder(cfg.out_dir, env_kw)
     tracker = tracker_from_config(cfg.logger, job_type="eval", config=to_dict(cfg), out_dir=cfg.out_dir)
     try:
         md = evaluate_task(

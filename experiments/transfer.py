@@ -8,20 +8,24 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rlsched.artifact import load_artifact
+from rlsched.artifact import load_artifact, portable_env_config
 from rlsched.config import env_kwargs, to_dict
-from rlsched.evaluate import evaluate_task
-from rlsched.harness import ensure_writable
+from rlsched.evaluate import evaluate_task, require_env_data
+from rlsched.harness import check_results_folder, ensure_writable
 from rlsched.tracking import tracker_from_config
 
 
 def target_env_kwargs(artifact_env: dict, eval_env: dict, target: dict) -> dict:
-    """The artifact's training env, then the evaluation settings, then the target's own changes."""
+    """The artifact's training env, then the evaluation settings, then the target's own changes.
+
+    Where the data lies (and which device runs) is never taken from the artifact: it comes from the evaluation
+    settings, else from this machine's defaults (RLSCHED_DATA_DIR).
+    """
     overrides = {k: v for k, v in target.items() if k != "name"}
     # A new model needs its own model_kwargs unless the target gives them.
     if "model" in overrides and overrides["model"] != artifact_env["model"] and "model_kwargs" not in overrides:
         overrides["model_kwargs"] = {}
-    return env_kwargs({**artifact_env, **eval_env, **overrides})
+    return env_kwargs({**portable_env_config(artifact_env), **eval_env, **overrides})
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="transfer")
@@ -32,6 +36,10 @@ def main(cfg: DictConfig) -> None:
     if None in names or len(set(names)) != len(names):
         raise ValueError(f"every target needs a unique name, got {names}")
     kws = {t["name"]: target_env_kwargs(art.env_config, to_dict(cfg.eval_env), t) for t in targets}
+    # Every target's data and results folder are checked before the first target runs or any folder is made.
+    for name, kw in kws.items():
+        require_env_data(kw)
+        check_results_folder(Path(cfg.out_dir) / name, kw)
     out = ensure_writable(cfg.out_dir)
     reports = []
     for name, kw in kws.items():

@@ -2,7 +2,7 @@
 
 <dir>/model.zip         PPO.save / RecurrentPPO.save
 <dir>/vecnormalize.pkl  VecNormalize.save (observation statistics used at training time)
-<dir>/env_config.json   the EnvConfig the controller was trained with
+<dir>/env_config.json   the EnvConfig the controller was trained with, less where it ran (PLACE_KEYS)
 <dir>/meta.json         algorithm, observation layout, action type, timesteps, versions
 """
 
@@ -18,6 +18,14 @@ from typing import Any
 
 MODEL, VECNORM, ENV_CONFIG, META = "model.zip", "vecnormalize.pkl", "env_config.json", "meta.json"
 ALGORITHMS = ("ppo", "recurrent_ppo")
+# Env options that say where training ran, not what the env is. An artifact is evaluated on other machines,
+# where the training machine's data path (or device) would override the local setting, so they are not kept.
+PLACE_KEYS = ("data_dir", "device", "torch_threads")
+
+
+def portable_env_config(env_config: dict) -> dict:
+    """The env config without PLACE_KEYS: what the env is, not where its data lay or which device ran it."""
+    return {k: v for k, v in env_config.items() if k not in PLACE_KEYS}
 
 
 class ArtifactError(ValueError):
@@ -50,7 +58,7 @@ def save_artifact(
         shutil.copyfile(vecnormalize, out / VECNORM)
     else:
         vecnormalize.save(str(out / VECNORM))
-    (out / ENV_CONFIG).write_text(json.dumps(env_config, indent=2))
+    (out / ENV_CONFIG).write_text(json.dumps(portable_env_config(env_config), indent=2))
     meta = {
         "algo": algo,
         "feature_names": list(env_config["features"]),
@@ -108,7 +116,8 @@ def load_artifact(path: str | Path, device: str = "cpu") -> Artifact:
         raise ArtifactError(f"controller artifact {p} lacks {missing}; was training interrupted before it finished?")
     try:
         meta = json.loads((p / META).read_text())
-        env_config = json.loads((p / ENV_CONFIG).read_text())
+        # Artifacts written before PLACE_KEYS were dropped still carry them: ignore them here too.
+        env_config = portable_env_config(json.loads((p / ENV_CONFIG).read_text()))
     except json.JSONDecodeError as err:
         raise ArtifactError(f"controller artifact {p} has a corrupt JSON file: {err}") from err
     for key in ("algo", "feature_names", "action", "obs_shape"):

@@ -27,12 +27,21 @@ class DatasetSpec:
     val_size: int  # size of the validation split carved out of the official training set
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    official_train: int  # images in the official training set (training split + validation split)
+    official_test: int  # images in the official test set
+
+    @property
+    def train_split(self) -> int:
+        """Images in the training split: the official training set less the validation split."""
+        return self.official_train - self.val_size
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "fashion_mnist": DatasetSpec("FashionMNIST", 1, 28, 10, 10_000, (0.2860,), (0.3530,)),
-    "mnist": DatasetSpec("MNIST", 1, 28, 10, 10_000, (0.1307,), (0.3081,)),
-    "cifar10": DatasetSpec("CIFAR10", 3, 32, 10, 5_000, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "fashion_mnist": DatasetSpec("FashionMNIST", 1, 28, 10, 10_000, (0.2860,), (0.3530,), 60_000, 10_000),
+    "mnist": DatasetSpec("MNIST", 1, 28, 10, 10_000, (0.1307,), (0.3081,), 60_000, 10_000),
+    "cifar10": DatasetSpec(
+        "CIFAR10", 3, 32, 10, 5_000, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 50_000, 10_000
+    ),
 }
 
 
@@ -130,6 +139,14 @@ def load_raw(
     return out
 
 
+def require_data(name: str, data_dir: str | os.PathLike | None = None, verify_checksums: bool = True) -> None:
+    """Fail with DataNotFoundError now if the data set cannot be had, before an entry point creates folders.
+
+    Loads the raw arrays into the per-process cache, so the env's own load later costs nothing more.
+    """
+    load_raw(name, data_dir, verify_checksums)
+
+
 @dataclass
 class DataSplits:
     """One seeded split, on one device.
@@ -194,20 +211,26 @@ def load_normalized(
     return _NORM_CACHE[key]
 
 
+def _check_not_above(label: str, value: int | None, maximum: int, what: str) -> None:
+    # A silent clamp would run on fewer examples than the config (and the task key) says.
+    if value is not None and value > maximum:
+        raise ValueError(f"{label}={value} exceeds {what} ({maximum}); use at most {maximum}, or null for all of it")
+
+
 def check_sizes(name: str, train_size: int | None, val_size: int | None, val_probe: int, test_size: int | None) -> None:
     """Validate subset sizes against the data set's split sizes without loading any data."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; allowed: {sorted(DATASETS)}")
-    full_val = DATASETS[name].val_size
+    spec = DATASETS[name]
     for label, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
         if value is not None and value < 1:
             raise ValueError(f"{label} must be >= 1 or null (the whole split), got {value}")
-    if val_size is not None and val_size > full_val:
-        raise ValueError(f"val_size={val_size} exceeds the {name} validation split ({full_val})")
+    _check_not_above("train_size", train_size, spec.train_split, f"the {name} training split")
+    _check_not_above("val_size", val_size, spec.val_size, f"the {name} validation split")
+    _check_not_above("test_size", test_size, spec.official_test, f"the {name} test set")
     if val_probe < 1:
         raise ValueError(f"val_probe must be >= 1, got {val_probe}")
-    if val_probe > (val_size or full_val):
-        raise ValueError(f"val_probe={val_probe} exceeds val_size={val_size or full_val}")
+    _check_not_above("val_probe", val_probe, val_size or spec.val_size, "val_size")
 
 
 def make_splits(
@@ -235,11 +258,17 @@ def make_splits(
     gen = torch.Generator().manual_seed(int(split_seed))
     perm = torch.randperm(n, generator=gen).to(device)
     val_idx, train_idx = perm[:full_val], perm[full_val:]
+    # The loaded files may hold fewer images than the official sets (re-packed or test copies): check again.
+    root = resolve_data_dir(data_dir)[0]
+    _check_not_above("train_size", train_size, len(train_idx), f"the {name} training split under {root}")
+    _check_not_above("val_size", val_size, len(val_idx), f"the {name} validation split under {root}")
+    _check_not_above("test_size", test_size, len(y_te), f"the {name} test set under {root}")
+    _check_not_above("val_probe", val_probe, val_size or len(val_idx), "the validation split")
     if train_size is not None:
         train_idx = train_idx[:train_size]
     if val_size is not None:
         val_idx = val_idx[:val_size]
-    test_n = len(y_te) if test_size is None else min(test_size, len(y_te))
+    test_n = len(y_te) if test_size is None else test_size
     return DataSplits(
         x_pool=x_pool,
         y_pool=y_pool,
@@ -248,6 +277,6 @@ def make_splits(
         y_val=y_pool[val_idx],
         x_test=x_te[:test_n],
         y_test=y_te[:test_n],
-        val_probe=min(val_probe, len(val_idx)),
+        val_probe=val_probe,
         spec=spec,
     )

@@ -3,26 +3,68 @@
 Paired design: `env.reset(seed=s)` fixes the initial weights, the split and the data order, so every
 controller run with seed s starts from the same network (recorded as `init_fingerprint`). Results are
 appended per finished run, so an interrupted benchmark keeps every seed it finished and resumes from there.
+
+A results folder belongs to one env config: every row carries the `env_identity` of the env it ran on, and
+`env_config.json` beside `results.csv` says what that env was. A run with another env config in the same
+folder stops with an error naming the differing keys, so old numbers are never reused or mixed in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from envs.lr_control import LRControlEnv
+from envs.lr_control import EnvConfig, LRControlEnv
 from rlsched.controllers.base import Controller
 from rlsched.tracking import Tracker
 
 CURVE_COLUMNS = ["controller", "seed", "step", "lr", "train_loss", "val_loss", "val_accuracy"]
 FINAL_KEYS = ["test_loss", "test_accuracy", "final_val_loss", "final_val_accuracy"]
+RESULTS, ENV_CONFIG = "results.csv", "env_config.json"
+# Env options that say where the data lies or how many CPU threads run, not what is computed: the same
+# numbers come out whatever their value, so they stay out of the env identity. Everything else (data subset
+# sizes, model, optimizer, budget, action and reward settings, which final evaluations run, and the device
+# type, since CPU and GPU kernels round differently) changes the numbers and is part of it.
+NOT_IN_ENV_IDENTITY = ("data_dir", "verify_checksums", "torch_threads")
+
+
+class ResultsFolderError(ValueError):
+    """A results folder holds runs of another env config; reusing or extending it would mix tasks."""
+
+
+def env_identity_config(env: Mapping[str, Any] | EnvConfig) -> dict[str, Any]:
+    """The env config with defaults filled in and presets expanded, less the keys that do not change numbers."""
+    cfg = (env if isinstance(env, EnvConfig) else EnvConfig.from_kwargs(**dict(env))).to_dict()
+    for key in NOT_IN_ENV_IDENTITY:
+        cfg.pop(key, None)
+    # "auto", "cuda" and "cuda:1" give the same numbers on the same kind of device; what counts is the kind.
+    device = cfg["device"]
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    cfg["device"] = device.split(":")[0]
+    return cfg
+
+
+def identity_hash(identity_config: Mapping[str, Any]) -> str:
+    blob = json.dumps(dict(identity_config), sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def env_identity(env: Mapping[str, Any] | EnvConfig) -> str:
+    """Short hash of `env_identity_config`: equal for two env configs exactly when they give the same numbers."""
+    return identity_hash(env_identity_config(env))
 
 
 def fingerprint(net: torch.nn.Module) -> str:
@@ -45,6 +87,95 @@ def ensure_writable(out_dir: str | Path) -> Path:
             f"results folder {out} cannot be written ({err}); choose another with out_dir=..."
         ) from err
     return out
+
+
+def _complete_lines(text: str, path: Path) -> str:
+    """`text` without a partial last line (one a kill cut short before its newline), with a warning."""
+    if not text or text.endswith("\n"):
+        return text
+    kept = text[: text.rfind("\n") + 1]  # "" when not even the header was finished
+    warnings.warn(
+        f"{path}: dropped a partial last line {text[len(kept) :][:80]!r} (a run killed while writing it); "
+        "that run counts as not done and will be repeated",
+        stacklevel=3,
+    )
+    return kept
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """results.csv as a frame; a partial last line is dropped with a warning, never a ParserError."""
+    path = Path(path)
+    text = _complete_lines(path.read_text(), path) if path.exists() else ""
+    if not text.strip():
+        return pd.DataFrame()
+    return pd.read_csv(io.StringIO(text))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temporary file and os.replace: a kill leaves the old file or the new one, never a mix."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def append_result(path: str | Path, row: Mapping[str, Any]) -> None:
+    """Append one row to results.csv, crash-safe: the whole new file is written, then renamed into place."""
+    path = Path(path)
+    new = pd.DataFrame([dict(row)]).to_csv(index=False)
+    old = _complete_lines(path.read_text(), path) if path.exists() else ""
+    if not old.strip():
+        text = new
+    elif old.split("\n", 1)[0] == new.split("\n", 1)[0]:
+        text = old + new.split("\n", 1)[1]  # same columns: the old rows stay byte for byte as they were
+    else:
+        merged = pd.concat([read_results(path), pd.DataFrame([dict(row)])], ignore_index=True)
+        text = merged.to_csv(index=False)
+    atomic_write_text(path, text)
+
+
+def _differing_keys(stored: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    keys = sorted(set(stored) | set(current))
+    absent = "<absent>"
+    return {
+        k: (stored.get(k, absent), current.get(k, absent))
+        for k in keys
+        if stored.get(k, absent) != current.get(k, absent)
+    }
+
+
+def check_results_folder(out_dir: str | Path, env: Mapping[str, Any] | EnvConfig) -> dict[str, Any]:
+    """Refuse a folder whose results.csv holds runs of another env config; returns this env's identity config.
+
+    Reads only, so it can run before any folder is created or any data is loaded.
+    """
+    out = Path(out_dir)
+    current = env_identity_config(env)
+    ident = identity_hash(current)
+    prev = read_results(out / RESULTS)
+    found = set(prev["env_identity"].astype(str)) if "env_identity" in prev.columns else set()
+    if prev.empty or found == {ident}:
+        return current
+    fix = f"Pick a new out_dir=... for this config (or delete {out / RESULTS} to start over there)."
+    if not found:
+        raise ResultsFolderError(
+            f"{out / RESULTS} was written without an env identity (an older rlsched), so nothing says which env "
+            f"config its runs used; it cannot be reused or extended. {fix}"
+        )
+    stored_path = out / ENV_CONFIG
+    if stored_path.is_file():
+        diff = _differing_keys(json.loads(stored_path.read_text()), current)
+        detail = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in ((k, *v) for k, v in diff.items()))
+        detail = f"differing keys: {detail}" if diff else f"identities {sorted(found)} vs {ident}"
+    else:
+        detail = f"identities {sorted(found)} vs {ident}; {stored_path} is missing"
+    raise ResultsFolderError(
+        f"{out / RESULTS} holds runs of another env config ({detail}); reusing them would report old numbers "
+        f"under this config, and adding to them would mix two tasks in one table. {fix}"
+    )
 
 
 @dataclass
@@ -106,25 +237,32 @@ def run_benchmark(
 
     Files: `results.csv` (one row per run, appended as runs finish) and `curves/<controller>__seed<s>.csv`.
     Runs already in `results.csv` with the same controller identity (parameters, or the artifact's bytes) are
-    skipped, which is how an interrupted benchmark resumes; a changed controller is run again.
+    skipped, which is how an interrupted benchmark resumes; a changed controller is run again. A folder whose
+    runs used another env config is refused (ResultsFolderError naming the differing keys), before any run.
+    `env`, when given, must be built from `env_kwargs`.
     """
     names = [c.name for c in controllers]
     if len(set(names)) != len(names):
         raise ValueError(f"controller names must be unique, got {names}")
     if not seeds:
         raise ValueError("no seeds given")
+    env_config = check_results_folder(out_dir, env_kwargs)
+    env_id = identity_hash(env_config)
     out = ensure_writable(out_dir)
     (out / "curves").mkdir(exist_ok=True)
-    results_path = out / "results.csv"
+    results_path = out / RESULTS
+    atomic_write_text(out / ENV_CONFIG, json.dumps(env_config, indent=2) + "\n")
     ident = {c.name: c.identity() for c in controllers}
-    done: set[tuple[str, int]] = set()
-    if results_path.exists():
-        prev = pd.read_csv(results_path)
-        done = {
+    prev = read_results(results_path)
+    done = (
+        {
             (c, int(s))
             for c, s, i in zip(prev["controller"], prev["seed"], prev["identity"], strict=True)
             if ident.get(c) == i
         }
+        if not prev.empty
+        else set()
+    )
     env = env or LRControlEnv(**env_kwargs)
     todo = [(s, c) for s in seeds for c in controllers if (c.name, int(s)) not in done]
     bar = tqdm(todo, desc="benchmark", disable=not progress, unit="run")
@@ -132,17 +270,18 @@ def run_benchmark(
         bar.set_postfix(controller=ctrl.name, seed=seed)
         t0 = time.perf_counter()
         res = run_episode(env, ctrl, int(seed))
-        res.curves.to_csv(out / "curves" / f"{ctrl.name}__seed{seed}.csv", index=False)
+        atomic_write_text(out / "curves" / f"{ctrl.name}__seed{seed}.csv", res.curves.to_csv(index=False))
         if tracker is not None:
             keys = ("test_loss", "test_accuracy", "final_val_loss")
             tracker.log({f"final/{ctrl.name}/{k}": res.final[k] for k in keys} | {"final/seed": seed})
         # Everything the harness does for a run beyond the env's own reset/step time counts as overhead.
         res.final["harness_seconds"] = time.perf_counter() - t0
         res.final["identity"] = ident[ctrl.name]
-        pd.DataFrame([res.final]).to_csv(results_path, mode="a", header=not results_path.exists(), index=False)
-    results = pd.read_csv(results_path)
+        res.final["env_identity"] = env_id
+        append_result(results_path, res.final)
+    results = read_results(results_path)
     # Keep the newest row of each current (controller, seed); rows of a changed controller are stale.
-    current = results["identity"] == results["controller"].map(ident)
+    current = (results["identity"] == results["controller"].map(ident)) & (results["env_identity"] == env_id)
     results = results[current & results["seed"].isin([int(s) for s in seeds])]
     results = results.drop_duplicates(["controller", "seed"], keep="last")
     curves = pd.concat(

@@ -15,7 +15,16 @@ import torch
 
 import rlsched.data as data
 from envs import ENV_ID
-from rlsched.data import DATA_DIR_ENV, DATASETS, DataNotFoundError, load_raw, make_splits, resolve_data_dir
+from envs.lr_control import EnvConfig
+from rlsched.data import (
+    DATA_DIR_ENV,
+    DATASETS,
+    DataNotFoundError,
+    check_sizes,
+    load_raw,
+    make_splits,
+    resolve_data_dir,
+)
 
 # Official label facts, to prove the real files (not some stand-in) were read.
 FIRST_LABELS = {
@@ -135,6 +144,24 @@ def test_missing_data_names_both_settings(tmp_path):
     assert list(tmp_path.iterdir()) == []  # a root the user named is never downloaded into
 
 
+def test_sizes_above_a_split_raise_naming_the_maximum(data_dir):
+    # A silent clamp ran train_size=100000 on 50k images while the task key said N100000.
+    with pytest.raises(ValueError, match=r"train_size=100000 exceeds the fashion_mnist training split \(50000\)"):
+        check_sizes("fashion_mnist", 100_000, None, 100, None)
+    with pytest.raises(ValueError, match=r"test_size=20000 exceeds the mnist test set \(10000\); use at most 10000"):
+        check_sizes("mnist", None, None, 100, 20_000)
+    with pytest.raises(ValueError, match=r"train_size=45001 exceeds the cifar10 training split \(45000\)"):
+        check_sizes("cifar10", 45_001, None, 100, None)
+    with pytest.raises(ValueError, match=r"val_size=10001 exceeds"):
+        check_sizes("fashion_mnist", None, 10_001, 100, None)
+    with pytest.raises(ValueError, match="train_size=100000 exceeds"):
+        EnvConfig.from_kwargs(model="mlp", train_size=100_000)
+    # The whole splits, named exactly, are allowed and are what runs.
+    check_sizes("fashion_mnist", 50_000, 10_000, 2000, 10_000)
+    s = make_splits("fashion_mnist", split_seed=0, data_dir=data_dir, train_size=50_000, test_size=10_000)
+    assert s.train_size == 50_000 and len(s.y_test) == 10_000
+
+
 # ----- CIFAR-10 in its own pickle layout --------------------------------------------------------------------
 class _Py2Str(bytes):
     """A Python 2 `str`, as in the real CIFAR-10 files (pickled by Python 2): read back as `str` under
@@ -230,6 +257,19 @@ def test_cifar10_decodes_pixels_and_labels(tiny_cifar):
     assert s.x_test[3, 2, 7, 9].item() == pytest.approx(want, abs=1e-6)
 
 
+def test_sizes_above_the_files_on_disk_raise(tiny_cifar):
+    # Copies smaller than the official sets (here 100 + 20 images) are checked against what was loaded.
+    root = tiny_cifar[0]
+    kw = {"split_seed": 0, "data_dir": root, "verify_checksums": False, "val_probe": 10}
+    with pytest.raises(ValueError, match=r"train_size=51 exceeds the cifar10 training split under .* \(50\)"):
+        make_splits("cifar10", train_size=51, **kw)
+    with pytest.raises(ValueError, match=r"test_size=21 exceeds the cifar10 test set under .* \(20\)"):
+        make_splits("cifar10", test_size=21, **kw)
+    with pytest.raises(ValueError, match=r"val_probe=60 exceeds the validation split \(50\)"):
+        make_splits("cifar10", **{**kw, "val_probe": 60})
+    assert make_splits("cifar10", train_size=50, test_size=20, **kw).train_size == 50
+
+
 def test_cifar10_checksums_reject_the_tiny_file(tiny_cifar):
     root = tiny_cifar[0]
     with pytest.raises((DataNotFoundError, RuntimeError), match="corrupted"):
@@ -253,7 +293,7 @@ def test_env_runs_on_tiny_cifar10(tiny_cifar):
     for _ in range(2):
         obs, r, terminated, truncated, info = env.step(np.zeros(1, np.float32))
         assert env.observation_space.contains(obs) and np.isfinite(r)
-    assert truncated and not terminated and info["test_loss"] > 0
+    assert terminated and not truncated and info["test_loss"] > 0
 
 
 # ----- must stay last: nothing above wrote into the shared folder -------------------------------------------

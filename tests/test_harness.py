@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -9,7 +13,7 @@ from envs.lr_control import LRControlEnv
 from rlsched.config import build_baselines, task_key
 from rlsched.controllers import make_controller
 from rlsched.evaluate import evaluate_task
-from rlsched.harness import run_benchmark
+from rlsched.harness import ResultsFolderError, append_result, env_identity, read_results, run_benchmark
 
 SPECS = {
     "constant": {"kind": "constant", "lr": 0.01},
@@ -112,3 +116,74 @@ def test_identity_ignores_what_reset_derives(tiny_env_kwargs):
     ctrl.reset(env, obs, info)
     assert ctrl.step_size_steps is not None and ctrl.identity() == before
     assert make_controller("step_decay", lr=0.01, gamma=0.8, step_size=1, unit="epoch").identity() != before
+
+
+# ----- results folder belongs to one env config (issue 10, item 1) ------------------------------------------
+def test_changed_env_config_is_refused_naming_the_keys(tiny_env_kwargs, tmp_path):
+    ctrl = [make_controller("constant", lr=0.01)]
+    first, _ = run_benchmark(tiny_env_kwargs, ctrl, [0], tmp_path, progress=False)
+    assert first["env_identity"].iloc[0] == env_identity(tiny_env_kwargs)
+    assert json.loads((tmp_path / "env_config.json").read_text())["episode_steps"] == 5
+    before = (tmp_path / "results.csv").read_text()
+    changed = {**tiny_env_kwargs, "episode_steps": 4, "reward": "final_only"}
+    with pytest.raises(ResultsFolderError, match=r"episode_steps: 5 there, 4 now.*reward.*new out_dir"):
+        run_benchmark(changed, ctrl, [0], tmp_path, progress=False)
+    assert (tmp_path / "results.csv").read_text() == before  # nothing reused, nothing mixed in
+    # A new folder runs the new config: its numbers differ from the first run's.
+    other, _ = run_benchmark(changed, ctrl, [0], tmp_path / "new", progress=False)
+    assert other["steps"].iloc[0] == 4 and other["env_identity"].iloc[0] != first["env_identity"].iloc[0]
+
+
+def test_where_the_data_lies_does_not_change_the_env_identity(tiny_env_kwargs, tmp_path):
+    ctrl = [make_controller("constant", lr=0.01)]
+    first, _ = run_benchmark(tiny_env_kwargs, ctrl, [0], tmp_path, progress=False)
+    # Same numbers from another data path, thread count or checksum setting: the finished run is reused.
+    moved = {**tiny_env_kwargs, "data_dir": str(Path(tiny_env_kwargs["data_dir"]) / "."), "torch_threads": 1}
+    again, _ = run_benchmark(moved, ctrl, [0], tmp_path, progress=False)
+    pd.testing.assert_frame_equal(again, first)
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 1
+    assert "data_dir" not in json.loads((tmp_path / "env_config.json").read_text())
+    # Defaults spelled out and presets expanded hash the same as left implicit.
+    explicit = {**tiny_env_kwargs, "device": "cpu", "action": "scale"}
+    assert env_identity(explicit) == env_identity(tiny_env_kwargs)
+    assert env_identity({**tiny_env_kwargs, "test_size": 400}) != env_identity(tiny_env_kwargs)
+
+
+def test_results_without_env_identity_are_refused(tiny_env_kwargs, tmp_path):
+    old = "controller,seed,identity,test_loss\nconstant,0,x,0.5\n"
+    (tmp_path / "results.csv").write_text(old)
+    with pytest.raises(ResultsFolderError, match=r"without an env identity.*new out_dir"):
+        run_benchmark(tiny_env_kwargs, [make_controller("constant", lr=0.01)], [0], tmp_path, progress=False)
+    assert (tmp_path / "results.csv").read_text() == old
+
+
+# ----- crash-safe results.csv (issue 10, item 5) -------------------------------------------------------------
+def test_partial_last_line_is_dropped_and_its_run_repeated(tiny_env_kwargs, tmp_path):
+    ctrl = [make_controller("constant", lr=0.01)]
+    run_benchmark(tiny_env_kwargs, ctrl, [0, 1], tmp_path, progress=False)
+    path = tmp_path / "results.csv"
+    text = path.read_text()
+    path.write_text(text[: len(text) - 40])  # a kill in the middle of writing the seed-1 row
+    with pytest.warns(UserWarning, match="partial last line"):
+        results, _ = run_benchmark(tiny_env_kwargs, ctrl, [0, 1], tmp_path, progress=False)
+    assert sorted(results["seed"]) == [0, 1]
+    on_disk = pd.read_csv(path)  # parses again
+    assert sorted(on_disk["seed"]) == [0, 1] and path.read_text().endswith("\n")
+    assert path.read_text().splitlines()[:2] == text.splitlines()[:2]  # the finished row kept byte for byte
+
+
+def test_a_crash_while_appending_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "results.csv"
+    append_result(path, {"controller": "a", "seed": 0, "test_loss": 0.5})
+    before = path.read_text()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        append_result(path, {"controller": "a", "seed": 1, "test_loss": 0.25})
+    assert path.read_text() == before
+    monkeypatch.undo()
+    append_result(path, {"controller": "a", "seed": 1, "test_loss": 0.25})
+    assert read_results(path)["seed"].tolist() == [0, 1]
