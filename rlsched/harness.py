@@ -89,26 +89,36 @@ def ensure_writable(out_dir: str | Path) -> Path:
     return out
 
 
-def _complete_lines(text: str, path: Path) -> str:
+def _complete_lines(text: str, path: Path, warn: bool = True) -> str:
     """`text` without a partial last line (one a kill cut short before its newline), with a warning."""
     if not text or text.endswith("\n"):
         return text
     kept = text[: text.rfind("\n") + 1]  # "" when not even the header was finished
-    warnings.warn(
-        f"{path}: dropped a partial last line {text[len(kept) :][:80]!r} (a run killed while writing it); "
-        "that run counts as not done and will be repeated",
-        stacklevel=3,
-    )
+    if warn:
+        warnings.warn(
+            f"{path}: dropped a partial last line {text[len(kept) :][:80]!r} (a run killed while writing it); "
+            "that run counts as not done and will be repeated",
+            stacklevel=3,
+        )
     return kept
 
 
-def read_results(path: str | Path) -> pd.DataFrame:
-    """results.csv as a frame; a partial last line is dropped with a warning, never a ParserError."""
+def read_results(path: str | Path, warn: bool = True) -> pd.DataFrame:
+    """results.csv as a frame; a partial last line is dropped (with a warning), never a ParserError."""
     path = Path(path)
-    text = _complete_lines(path.read_text(), path) if path.exists() else ""
+    text = _complete_lines(path.read_text(), path, warn) if path.exists() else ""
     if not text.strip():
         return pd.DataFrame()
     return pd.read_csv(io.StringIO(text))
+
+
+def repair_results(path: str | Path) -> None:
+    """Drop a partial last line from results.csv on disk (files written before appends were crash-safe)."""
+    path = Path(path)
+    if path.exists():
+        text = path.read_text()
+        if text and not text.endswith("\n"):
+            atomic_write_text(path, _complete_lines(text, path))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -155,7 +165,7 @@ def check_results_folder(out_dir: str | Path, env: Mapping[str, Any] | EnvConfig
     out = Path(out_dir)
     current = env_identity_config(env)
     ident = identity_hash(current)
-    prev = read_results(out / RESULTS)
+    prev = read_results(out / RESULTS, warn=False)  # the run that follows repairs the file and says so
     found = set(prev["env_identity"].astype(str)) if "env_identity" in prev.columns else set()
     if prev.empty or found == {ident}:
         return current
@@ -168,7 +178,7 @@ def check_results_folder(out_dir: str | Path, env: Mapping[str, Any] | EnvConfig
     stored_path = out / ENV_CONFIG
     if stored_path.is_file():
         diff = _differing_keys(json.loads(stored_path.read_text()), current)
-        detail = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in ((k, *v) for k, v in diff.items()))
+        detail = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
         detail = f"differing keys: {detail}" if diff else f"identities {sorted(found)} vs {ident}"
     else:
         detail = f"identities {sorted(found)} vs {ident}; {stored_path} is missing"
@@ -252,6 +262,7 @@ def run_benchmark(
     (out / "curves").mkdir(exist_ok=True)
     results_path = out / RESULTS
     atomic_write_text(out / ENV_CONFIG, json.dumps(env_config, indent=2) + "\n")
+    repair_results(results_path)
     ident = {c.name: c.identity() for c in controllers}
     prev = read_results(results_path)
     done = (

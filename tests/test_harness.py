@@ -164,8 +164,9 @@ def test_partial_last_line_is_dropped_and_its_run_repeated(tiny_env_kwargs, tmp_
     path = tmp_path / "results.csv"
     text = path.read_text()
     path.write_text(text[: len(text) - 40])  # a kill in the middle of writing the seed-1 row
-    with pytest.warns(UserWarning, match="partial last line"):
+    with pytest.warns(UserWarning, match="partial last line") as caught:
         results, _ = run_benchmark(tiny_env_kwargs, ctrl, [0, 1], tmp_path, progress=False)
+    assert len([w for w in caught if "partial last line" in str(w.message)]) == 1  # said once, not per read
     assert sorted(results["seed"]) == [0, 1]
     on_disk = pd.read_csv(path)  # parses again
     assert sorted(on_disk["seed"]) == [0, 1] and path.read_text().endswith("\n")
