@@ -34,10 +34,15 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Tune every baseline on a task, e.g. `make tune TUNE_ARGS="env=demo model=mlp"`; winners -> conf/tuned/.
-BASELINES := constant step_decay exponential cosine plateau
+# Tune every baseline on a task with Optuna, the same number of trials each, e.g.
+# `make tune TUNE_ARGS="env=demo model=mlp n_trials=24"`; trials -> results/tuning/<task>/trials.csv (a re-run
+# resumes there), winners -> conf/tuned/<task>.yaml.
+BASELINES := constant step_decay exponential cosine plateau one_cycle warmup_cosine
+empty :=
+space := $(empty) $(empty)
+comma := ,
 tune: $(STAMP)
-	for b in $(BASELINES); do $(PY) experiments/tune.py experiment=tune_$$b $(TUNE_ARGS) || exit 1; done
+	$(PY) experiments/tune.py "baselines=[$(subst $(space),$(comma),$(strip $(BASELINES)))]" $(TUNE_ARGS)
 
 bench: $(STAMP)
 	$(PY) scripts/bench_env.py

@@ -1,40 +1,39 @@
-"""Score one baseline setting on validation loss; as a multirun, tune it (see conf/tune.yaml).
+"""Tune baselines on one task with Optuna: the same number of trials for each (see conf/tune.yaml).
 
-python experiments/tune.py experiment=tune_step_decay            # the sweep, winner -> conf/tuned/
-python experiments/tune.py baseline=plateau ++params.factor=0.3   # one setting, prints its score
+python experiments/tune.py env=demo model=mlp dataset=fashion_mnist                     # all seven baselines
+python experiments/tune.py env=demo model=mlp baselines=[one_cycle,warmup_cosine] n_trials=24 logger=none
+Trials -> <out_dir>/trials.csv (a re-run with the same settings resumes), winners -> conf/tuned/<task>.yaml.
 """
-
-import json
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from rlsched.config import env_kwargs, task_key, to_dict
+from rlsched.config import PROJECT_ROOT, env_kwargs, task_key, to_dict
 from rlsched.harness import ensure_writable
 from rlsched.tracking import tracker_from_config
-from rlsched.tuning import SCORE_FILE, score_setting
+from rlsched.tuning import TuneSettings, check_lr_range, tune_baselines, tuning_seeds
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="tune")
 def main(cfg: DictConfig) -> float:
     env_kw = env_kwargs(cfg.env)
-    specs = to_dict(cfg.baselines)
-    if cfg.baseline not in specs:
-        raise ValueError(f"unknown baseline {cfg.baseline!r}; configured: {sorted(specs)}")
-    out = ensure_writable(cfg.out_dir)
-    params = {**specs[cfg.baseline], **to_dict(cfg.params)}
-    tracker = tracker_from_config(
-        cfg.logger, job_type="tune", config={**to_dict(cfg), "task": task_key(env_kw)}, out_dir=out
+    task = task_key(env_kw)
+    settings = TuneSettings(
+        n_trials=cfg.n_trials,
+        seeds=tuning_seeds(to_dict(cfg.seeds), cfg.n_seeds),
+        lr_range=check_lr_range(list(cfg.lr_range), env_kw),
+        sampler_seed=int(cfg.sampler_seed),
     )
-    try:
-        result = score_setting(env_kw, cfg.baseline, params, list(cfg.seeds))
-        (Path(out) / SCORE_FILE).write_text(json.dumps(result, indent=2))
-        tracker.summary({"tune/score": result["score"], "tune/val_losses": result["val_losses"]})
-    finally:
-        tracker.finish()
-    print(f"[tune] {cfg.baseline} {result['params']}: mean final val loss {result['score']:.4f}")
-    return result["score"]
+    out = ensure_writable(cfg.out_dir or PROJECT_ROOT / "results" / "tuning" / task)
+    config = {**to_dict(cfg), "task": task}
+
+    def tracker_for(baseline: str):
+        return tracker_from_config(cfg.logger, job_type="tune", config=config, out_dir=out, name=f"{task}-{baseline}")
+
+    winners = tune_baselines(
+        env_kw, list(cfg.baselines), cfg.specs, settings, out, cfg.tuned_dir, tracker_for=tracker_for
+    )
+    return min(w.score for w in winners)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ from omegaconf import OmegaConf
 from envs.lr_control import EnvConfig
 from rlsched.agent import validate_agent_config
 from rlsched.config import build_baselines, env_kwargs, to_dict
+from rlsched.controllers import BASELINES
+from rlsched.tuning import check_lr_range, search_space
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-ENTRY = {"tune_": "tune", "demo_transfer": "transfer", "rq2_": "transfer"}
+ENTRY = {"demo_transfer": "transfer", "rq2_": "transfer"}
 
 
 def entry_for(experiment: str) -> str:
@@ -44,7 +46,11 @@ def _check(cfg, config_name: str) -> None:
     elif config_name == "benchmark":
         build_baselines(list(cfg.controllers), cfg.baselines, kw, use_tuned=False)
     elif config_name == "tune":
-        assert cfg.baseline in cfg.baselines
+        # `baselines` lists the names to tune; their specs live under `specs` in this config.
+        build_baselines(list(cfg.baselines), cfg.specs, kw, use_tuned=False)
+        for name in cfg.baselines:
+            search_space(cfg.specs[name].kind, kw.get("episode_steps", EnvConfig().episode_steps), cfg.lr_range)
+        check_lr_range(list(cfg.lr_range), kw)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -62,9 +68,18 @@ GROUP_OPTIONS = [
 ]
 
 
+# tune.yaml puts the controller group under `specs` (its `baselines` key lists the names to tune).
+GROUP_KEY = {("tune", "controller"): "controller@specs"}
+
+
 @pytest.mark.parametrize(
     ("config_name", "option"),
-    [(c, f"{g}={o}") for c in ("train", "benchmark", "tune") for g, o in GROUP_OPTIONS if g != "agent" or c == "train"],
+    [
+        (c, f"{GROUP_KEY.get((c, g), g)}={o}")
+        for c in ("train", "benchmark", "tune")
+        for g, o in GROUP_OPTIONS
+        if g != "agent" or c == "train"
+    ],
 )
 def test_every_group_option_composes(config_name, option):
     _check(_compose(config_name, [option]), config_name)
@@ -100,3 +115,9 @@ def test_unknown_env_key_in_config_is_an_error():
     cfg = _compose("benchmark", ["+env.lerning_rate=0.1"])
     with pytest.raises(ValueError, match="unknown env option"):
         env_kwargs(cfg.env)
+
+
+def test_tune_config_tunes_every_baseline_with_equal_trials():
+    cfg = _compose("tune", ["env=demo", "model=mlp"])
+    assert sorted(cfg.baselines) == sorted(cfg.specs) == sorted(BASELINES)  # every baseline, once
+    assert cfg.n_trials >= 24 and cfg.lr_range[0] <= 0.001 and cfg.lr_range[1] >= 0.06

@@ -1,8 +1,7 @@
-"""The Hydra entry points as a user runs them: multirun launchers, tuning callback, train -> transfer."""
+"""The Hydra entry points as a user runs them: tuning (Optuna, multirun launchers), train -> transfer."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -46,55 +45,75 @@ def run(
     return proc
 
 
-def test_joblib_multirun_tunes_and_writes_the_winner(data_dir, tmp_path):
-    proc = run(
-        "tune.py",
-        [
-            "-m",
-            "baseline=cosine",
-            "++params.lr=0.003,0.01",
-            "launcher=joblib",
-            "logger=none",
-            "model=mlp",
-            "seeds=[100]",
-            f"tuned_dir={tmp_path / 'tuned'}",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}",
-            *TINY_ENV,
-        ],
-        data_dir,
-    )
-    scores = sorted((tmp_path / "sweep").rglob("score.json"))
-    assert len(scores) == 2, proc.stdout  # two jobs, one per lr
-    assert "joblib" in (proc.stdout + proc.stderr).lower()
+def test_tune_gives_every_baseline_the_same_trials_and_writes_the_winners(data_dir, tmp_path):
+    baselines = ["constant", "one_cycle", "warmup_cosine"]
+    args = [
+        f"baselines=[{','.join(baselines)}]",
+        "n_trials=3",
+        "logger=none",
+        "model=mlp",
+        f"out_dir={tmp_path / 'run'}",
+        f"tuned_dir={tmp_path / 'tuned'}",
+        *TINY_ENV,
+    ]
+    proc = run("tune.py", args, data_dir)
+    assert "trial 3/3" in proc.stdout and "ETA" in proc.stdout
+    trials = pd.read_csv(tmp_path / "run" / "trials.csv")
+    assert trials.groupby("baseline").size().to_dict() == dict.fromkeys(baselines, 3)  # equal budgets
+    seeds = ["val_loss_20000", "val_loss_20001"]  # the first two tuning seeds of rlsched.seeds
+    assert {"baseline", "trial", "lr", "pct_start", "warmup_frac", "score", *seeds} <= set(trials.columns)
+    assert not any("test" in c for c in trials.columns)  # tuning never sees the test set
+    assert trials["score"].tolist() == pytest.approx(trials[seeds].mean(axis=1).tolist())
     (tuned,) = (tmp_path / "tuned").glob("*.yaml")
-    best = yaml.safe_load(tuned.read_text())["cosine"]
-    results = [json.loads(p.read_text()) for p in scores]
-    winner = min(results, key=lambda r: r["score"])
-    assert best["lr"] == winner["params"]["lr"]
-    assert "test" not in json.dumps(results)  # tuning never sees the test set
+    text, best = tuned.read_text(), yaml.safe_load(tuned.read_text())
+    for b in baselines:
+        winner = trials[trials["baseline"] == b].sort_values("score").iloc[0]
+        assert best[b]["lr"] == winner["lr"]
+        assert f"# {b}: best of 3 trials" in text and f"score {winner['score']:.4f}" in text
+    assert best["one_cycle"]["anneal_strategy"] in ("cos", "linear") and "kind" not in best["one_cycle"]
+    # A re-run with the same settings resumes: every baseline is complete, so nothing runs again.
+    again = run("tune.py", args, data_dir)
+    assert again.stdout.count("all 3 trials logged; nothing to run") == 3 and "trial 1/3" not in again.stdout
+    assert pd.read_csv(tmp_path / "run" / "trials.csv").equals(trials)
 
 
-def test_submitit_local_runs_a_job(data_dir, tmp_path):
+def test_tune_refuses_bad_settings_before_any_trial(data_dir, tmp_path):
+    common = ["logger=none", "model=mlp", f"out_dir={tmp_path / 'run'}", f"tuned_dir={tmp_path / 'tuned'}", *TINY_ENV]
+    cases = [
+        (["baselines=[constnt]"], "got ['constnt']"),
+        (["seeds=[0,1]"], "tuning seeds [0, 1] lie outside the tuning range"),
+    ]
+    for extra, message in cases:
+        proc = run("tune.py", [*extra, *common], data_dir, ok=False)
+        assert message in proc.stderr, (extra, proc.stderr[-2000:])
+    assert not (tmp_path / "run" / "trials.csv").exists()
+
+
+def test_tune_multirun_over_tasks_with_submitit_and_wandb(data_dir, tmp_path):
+    # One job per task through a launcher; each logs its trials' scores to an offline W&B run.
     run(
         "tune.py",
         [
             "-m",
             "launcher=submitit_local",
+            "dataset=fashion_mnist,mnist",
             "model=mlp",
-            "baseline=constant",
-            "seeds=[100]",
+            "baselines=[constant]",
+            "n_trials=2",
+            f"out_dir={tmp_path / 'run'}/${{env.dataset}}",
             f"tuned_dir={tmp_path / 'tuned'}",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
             *TINY_ENV,
         ],
         data_dir,
     )
-    (score,) = (tmp_path / "sweep").rglob("score.json")
+    assert len(list((tmp_path / "tuned").glob("*.yaml"))) == 2  # one tuned file per task
     assert list((tmp_path / "sweep").rglob("*submitit*")) or list((tmp_path / "sweep").rglob("*.pkl"))
-    # The job logged its score to an offline W&B run in its own folder.
-    (run_dir,) = score.parent.glob("wandb/offline-run-*")
-    summary = read_offline_summary(run_dir)
-    assert summary["tune/score"] == pytest.approx(json.loads(score.read_text())["score"])
+    for dataset in ("fashion_mnist", "mnist"):
+        best = pd.read_csv(tmp_path / "run" / dataset / "best.csv")
+        (run_dir,) = (tmp_path / "run" / dataset).glob("wandb/offline-run-*")
+        summary = read_offline_summary(run_dir)
+        assert summary["tune/best_score"] == pytest.approx(best["score"].iloc[0])
 
 
 def test_train_then_transfer_entry_points(data_dir, tmp_path):
