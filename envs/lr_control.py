@@ -3,6 +3,9 @@
 One step: the action sets the LR, the trainee takes K optimizer steps, the validation probe is evaluated,
 and the env returns the observation and reward. Everything the env accepts is a field of `EnvConfig`;
 every field is validated at construction, before any data is loaded or any training starts.
+
+The env composes parts that each own one thing: `rlsched.trainee.Trainee` (network, optimizer, data order),
+`envs.actions` (action -> learning rate), `envs.observer.Observer` (features -> observation) and `envs.rewards`.
 """
 
 from __future__ import annotations
@@ -13,26 +16,17 @@ from dataclasses import asdict, dataclass, field, fields
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from envs.actions import ACTION_TYPES, clip, make_action_map
+from envs.observer import PREDICTION_SOURCES, Observer
+from envs.rewards import REWARD_TYPES, make_reward
 from rlsched.data import DATASETS, check_sizes, make_splits
-from rlsched.features import (
-    DEFAULT_FEATURES,
-    FEATURE_PRESETS,
-    OBS_TRANSFORMS,
-    centred_sum_of_squares,
-    ema,
-    feature_table,
-    log_var,
-    symlog,
-)
+from rlsched.features import DEFAULT_FEATURES, FEATURE_PRESETS, OBS_TRANSFORMS, feature_table
 from rlsched.models import MODELS, OPTIMIZERS, build_model
 from rlsched.trainee import Trainee
 
-ACTION_TYPES = ("scale", "discrete", "log_lr")
 SCALE_PER = ("optimizer_step", "env_step")
-REWARD_TYPES = ("neg_val_loss", "paper", "final_only", "log_diff")
-PREDICTION_SOURCES = ("train", "validation")
+__all__ = ["ACTION_TYPES", "PREDICTION_SOURCES", "REWARD_TYPES", "SCALE_PER", "EnvConfig", "LRControlEnv"]
 
 
 @dataclass
@@ -168,13 +162,16 @@ class EnvConfig:
         return d
 
 
-def _clip(value: float, low: float, high: float) -> float:
-    # Python floats: np.clip on a scalar costs microseconds, on the env's per-step path.
-    return min(max(value, low), high)
-
-
 class LRControlEnv(gym.Env):
-    """Gymnasium env whose episode is one training run of a trainee network (see module docstring)."""
+    """Gymnasium env whose episode is one training run of a trainee network (see module docstring).
+
+    It composes the parts that each own one thing: the data splits and the `Trainee` (the network, its optimizer
+    and data order), the action map (envs.actions), the `Observer` (envs.observer) and the reward
+    (envs.rewards). The episode seed: `reset(seed=s)` fixes the split, the initialization and the data order. A
+    reward that needs the seed (paired_log compares with a reference run on the same trainee) gets `s`; after
+    `reset()` without a seed it gets a seed drawn from the env's `np_random`, which then seeds the episode as
+    `reset(seed=drawn)` would (`episode_seed` holds it).
+    """
 
     metadata = {"render_modes": []}
 
@@ -186,25 +183,18 @@ class LRControlEnv(gym.Env):
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev)
         self.spec_data = DATASETS[cfg.dataset]
         self.div_loss = cfg.divergence_loss or 2.0 * math.log(self.spec_data.num_classes)
-        table = feature_table(cfg.max_loss, cfg.lr_min, cfg.lr_max, cfg.weight_bound)
-        self.feature_names: list[str] = list(cfg.features)
-        self._low = np.array([table[f].low for f in self.feature_names], dtype=np.float64)
-        self._high = np.array([table[f].high for f in self.feature_names], dtype=np.float64)
-        if cfg.obs_transform == "symlog":
-            self._low, self._high = symlog(self._low), symlog(self._high)
-        self._low_list, self._high_list = self._low.tolist(), self._high.tolist()
-        self.observation_space = gym.spaces.Box(
-            self._low.astype(np.float32), self._high.astype(np.float32), dtype=np.float32
-        )
-        if cfg.action == "discrete":
-            self.action_space = gym.spaces.Discrete(len(cfg.discrete_multipliers))
-        else:
-            self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.observer = Observer.from_config(cfg)
+        self.feature_names: list[str] = self.observer.feature_names
+        self.observation_space = self.observer.space
+        self.action_map = make_action_map(cfg)
+        self.action_space = self.action_map.space
+        self.reward_fn = make_reward(cfg, self.div_loss)
         # Fail on missing data here, at construction, not at the first reset.
         split_seed = 0 if cfg.split_seed is None else cfg.split_seed
         self._splits = self._make_splits(split_seed)
         self._splits_seed = split_seed
         self.trainee: Trainee | None = None
+        self.episode_seed: int | None = None
         self.lr = cfg.initial_lr
         self.t = 0
         self._needs_reset = True
@@ -216,24 +206,7 @@ class LRControlEnv(gym.Env):
         return (self._splits.train_size // self.cfg.batch_size) / self.cfg.steps_per_action
 
     def action_to_lr(self, action) -> float:
-        cfg = self.cfg
-        if cfg.action == "discrete":
-            lr = self.lr * cfg.discrete_multipliers[int(action)]
-        else:
-            a = float(np.ravel(action)[0])
-            if math.isnan(a):
-                raise ValueError("action is NaN; the controller's output must be a number in [-1, 1]")
-            a = _clip(a, -1.0, 1.0)
-            if cfg.action == "scale":
-                lo, hi = cfg.scale_range
-                multiplier = lo + (a + 1.0) / 2.0 * (hi - lo)
-                if cfg.scale_per == "optimizer_step":
-                    multiplier **= cfg.steps_per_action
-                lr = self.lr * multiplier
-            else:  # log_lr: the raw rate on a log scale spanning [lr_min, lr_max]
-                lo, hi = math.log10(cfg.lr_min), math.log10(cfg.lr_max)
-                lr = 10 ** (lo + (a + 1.0) / 2.0 * (hi - lo))
-        return _clip(lr, cfg.lr_min, cfg.lr_max)
+        return self.action_map.to_lr(self.lr, action)
 
     def step(self, action):
         return self.step_lr(self.action_to_lr(action))
@@ -254,7 +227,11 @@ class LRControlEnv(gym.Env):
         )
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is None and self.reward_fn.needs_episode_seed:
+            super().reset()  # creates np_random on a fresh env; leaves a seeded one as it is
+            seed = int(self.np_random.integers(0, 2**31 - 1))
         super().reset(seed=seed)
+        self.episode_seed = seed
         cfg = self.cfg
         # One episode seed -> independent streams for the split, the initialization and the data order.
         init_seed, order_seed, split_seed = (int(s) for s in self.np_random.integers(0, 2**31 - 1, size=3))
@@ -277,18 +254,13 @@ class LRControlEnv(gym.Env):
             eval_batch_size=cfg.eval_batch_size,
         )
         self.lr, self.t, self._needs_reset = cfg.initial_lr, 0, False
-        self._pred_ema = self._change_ema = None
-        # Initial state: the untrained model on the first training rows and on the probe. Predictions
-        # "before" the first ones are taken as uniform, so the change feature is defined from the start.
-        s = self._splits
-        x, y = s.train_batch(torch.arange(cfg.batch_size, device=self.device))
+        self.observer.reset()
+        # Initial state: the untrained model on the first training rows and on the probe.
+        x, y = self._splits.train_batch(torch.arange(cfg.batch_size, device=self.device))
         train_loss, _, train_logits = self.trainee.evaluate(x, y)
-        c = self.spec_data.num_classes
-        self._prev_probs = torch.full(
-            (c, len(x) if cfg.prediction_source == "train" else s.val_probe), 1.0 / c, device=self.device
-        )
         obs, raw = self._observe(train_loss, train_logits)
-        self._last_obs, self._prev_val_loss = obs, raw["val_loss"]
+        self._last_obs = obs
+        self.reward_fn.reset(raw["val_loss"], seed)
         return obs, self._info(raw)
 
     def step_lr(self, lr: float):
@@ -301,7 +273,7 @@ class LRControlEnv(gym.Env):
         lr = float(lr)
         if math.isnan(lr):
             raise ValueError("step_lr got lr=NaN; pass a learning rate (it is clipped to [lr_min, lr_max])")
-        self.lr = _clip(lr, cfg.lr_min, cfg.lr_max)
+        self.lr = clip(lr, cfg.lr_min, cfg.lr_max)
         self.trainee.set_lr(self.lr)
         result = self.trainee.train(cfg.steps_per_action)
         self.t += 1
@@ -322,61 +294,26 @@ class LRControlEnv(gym.Env):
         if diverged:
             # The last finite state, copied: returning the array already handed out aliases two observations.
             obs = self._last_obs.copy()
-            reward = self._divergence_reward()
+            reward = self.reward_fn.divergence(self.t)
         else:
             self._last_obs = obs
-            reward = self._reward(raw["val_loss"], budget_spent, info)
-        self._prev_val_loss = raw["val_loss"]
+            reward = self.reward_fn.step(raw["val_loss"], budget_spent, info)
         return obs, float(reward), terminated, False, info
 
     # ----- internals -------------------------------------------------------------------------------------
     def _observe(self, train_loss: torch.Tensor, train_logits: torch.Tensor) -> tuple[np.ndarray, dict]:
-        cfg, s, tr = self.cfg, self._splits, self.trainee
+        s, tr = self._splits, self.trainee
         val_loss, val_acc, val_logits = tr.evaluate(s.x_probe, s.y_probe)
-        logits = train_logits if cfg.prediction_source == "train" else val_logits
-        # Class-major layout: the features are variances over all elements, which the layout leaves unchanged,
-        # and torch's CPU softmax over a short last dimension is about 3x slower than over the long first one.
-        probs = F.softmax(logits.t(), dim=0)
-        penult, last = tr.observed_params
-        with torch.no_grad():
-            stats = torch.stack(
-                [
-                    val_loss,
-                    val_acc,
-                    train_loss.reshape(()),
-                    probs.var(unbiased=False),
-                    (probs - self._prev_probs).var(unbiased=False),
-                    *centred_sum_of_squares(penult),
-                    last.mean(),
-                    last.var(unbiased=False),
-                ]
-            ).tolist()  # the step's single host sync
-        self._prev_probs = probs
-        vl, va, tl, pvar, pcvar, pm, pss, lm, lv = stats
-        pv = pss / penult.numel()
-        self._pred_ema = ema(self._pred_ema, log_var(pvar), cfg.ema_decay)
-        self._change_ema = ema(self._change_ema, log_var(pcvar), cfg.ema_decay)
-        raw = {
-            "val_loss": vl,
-            "val_accuracy": va,
-            "train_loss": tl,
-            "pred_log_var_ema": self._pred_ema,
-            "pred_change_log_var_ema": self._change_ema,
-            "penult_weight_mean": pm,
-            "penult_weight_var": pv,
-            "last_weight_mean": lm,
-            "last_weight_var": lv,
-            "log10_lr": math.log10(self.lr),
-            "progress": self.t / cfg.episode_steps,
-        }
-        values = [raw[f] for f in self.feature_names]
-        if cfg.obs_transform == "symlog":
-            values = symlog(np.array(values)).tolist()
-        # Plain floats, not numpy calls: for 9 values numpy's per-call overhead costs more than the work.
-        # NaN becomes 0 and then, like +-inf, is clipped into the declared bounds.
-        bounds = zip(values, self._low_list, self._high_list, strict=True)
-        obs = [_clip(0.0 if v != v else v, lo, hi) for v, lo, hi in bounds]
-        return np.array(obs, dtype=np.float32), raw
+        return self.observer.observe(
+            train_loss=train_loss,
+            train_logits=train_logits,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            val_logits=val_logits,
+            observed_params=tr.observed_params,
+            lr=self.lr,
+            t=self.t,
+        )
 
     def _info(self, raw: dict) -> dict:
         tr = self.trainee
@@ -389,33 +326,6 @@ class LRControlEnv(gym.Env):
             "optimizer_steps": tr.optimizer_steps,
             "epoch": tr.optimizer_steps / tr.batches_per_epoch,
         }
-
-    def _reward(self, val_loss: float, last: bool, info: dict) -> float:
-        cfg = self.cfg
-        if cfg.reward == "neg_val_loss":
-            return -val_loss
-        if cfg.reward == "paper":
-            return cfg.reward_baseline - val_loss
-        if cfg.reward == "log_diff":  # telescopes to log(L_reset / L_T) over an episode
-            return math.log(max(self._prev_val_loss, 1e-12)) - math.log(max(val_loss, 1e-12))
-        # final_only: nothing until the last step, then minus the full validation loss (the probe's if the
-        # full evaluation is switched off).
-        return -info.get("final_val_loss", val_loss) if last else 0.0
-
-    def _divergence_reward(self) -> float:
-        """A diverged run is scored as if its validation loss sat at `divergence_loss` for every remaining
-        step, so that ending an episode early never pays (with negative per-step rewards it otherwise would)."""
-        cfg = self.cfg
-        if cfg.divergence_penalty is not None:
-            return cfg.divergence_penalty
-        remaining = cfg.episode_steps - self.t + 1
-        if cfg.reward == "neg_val_loss":
-            return -self.div_loss * remaining
-        if cfg.reward == "paper":
-            return (cfg.reward_baseline - self.div_loss) * remaining
-        if cfg.reward == "log_diff":
-            return math.log(max(self._prev_val_loss, 1e-12)) - math.log(self.div_loss)
-        return -self.div_loss
 
     def _eval_split(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         loss, acc, _ = self.trainee.evaluate(x, y)

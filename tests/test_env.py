@@ -18,6 +18,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
 from envs import ENV_ID, LRControlEnv
+from envs.actions import ACTION_MAPS, DiscreteAction, LogLRAction, ScaleAction
 from rlsched.features import PAPER_FEATURES, symlog
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -292,6 +293,36 @@ def test_log_lr_action(tiny_env_kwargs):
     assert obs[PAPER_FEATURES.index("log10_lr")] == pytest.approx(-1.0, abs=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("action", "cls", "space"),
+    [
+        ("scale", ScaleAction, gym.spaces.Box(-1.0, 1.0, (1,), np.float32)),
+        ("discrete", DiscreteAction, gym.spaces.Discrete(3)),
+        ("log_lr", LogLRAction, gym.spaces.Box(-1.0, 1.0, (1,), np.float32)),
+    ],
+)
+def test_action_map_per_type(tiny_env_kwargs, action, cls, space):
+    env = make(tiny_env_kwargs, action=action)
+    assert type(env.action_map) is cls and env.action_space is env.action_map.space == space
+    assert set(ACTION_MAPS) == set(envs.ACTION_TYPES)
+
+
+def test_action_maps_alone():
+    """Without an env: the LR each map gives, clipped to [lr_min, lr_max], NaN refused."""
+    scale = ScaleAction(0.5, 2.0, power=2, lr_min=1e-3, lr_max=1.0)
+    assert scale.to_lr(0.1, [1.0]) == pytest.approx(0.4) and scale.to_lr(0.1, [-1.0]) == pytest.approx(0.025)
+    assert scale.to_lr(0.9, [1.0]) == 1.0 and scale.to_lr(0.002, [-5.0]) == 1e-3
+    with pytest.raises(ValueError, match="NaN"):
+        scale.to_lr(0.1, [float("nan")])
+    discrete = DiscreteAction((0.5, 1.0, 4.0), lr_min=1e-3, lr_max=0.1)
+    assert [discrete.to_lr(0.01, i) for i in range(3)] == pytest.approx([0.005, 0.01, 0.04])
+    assert discrete.to_lr(0.05, 2) == 0.1
+    log_lr = LogLRAction(lr_min=1e-4, lr_max=1e-2)
+    assert log_lr.to_lr(123.0, np.array([0.0])) == pytest.approx(1e-3)  # the current rate plays no part
+    with pytest.raises(ValueError, match="NaN"):
+        log_lr.to_lr(0.1, np.array([np.nan]))
+
+
 def test_nan_action_or_lr_is_refused_before_any_training(tiny_env_kwargs):
     env = make(tiny_env_kwargs)
     env.reset(seed=0)
@@ -409,7 +440,7 @@ BAD = [
     ({"features": ["val_loss", "grad_norm"]}, r"unknown feature.*grad_norm.*allowed.*val_loss"),
     ({"learning_rate": 0.1}, r"unknown env option.*learning_rate"),
     ({"batch_size": 3000}, r"batch_size=3000 exceeds train_size=2000"),
-    ({"val_probe": 600}, r"val_probe=600 exceeds val_size=500"),
+    ({"val_probe": 600}, r"val_probe=600 exceeds val_size\W+500"),
     ({"model": "resnet", "model_kwargs": {"depth": 9}}, r"resnet depth must be 18, 34 or 6n\+2"),
     ({"model_kwargs": {"hiden": [8]}}, r"bad model_kwargs for 'mlp'.*hiden"),
 ]

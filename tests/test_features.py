@@ -15,7 +15,9 @@ import pytest
 import torch
 
 from envs import ENV_ID, LRControlEnv
+from envs.observer import Observer
 from rlsched.features import PAPER_FEATURES, centred_sum_of_squares
+from rlsched.trainee import Trainee
 
 EPS = 1e-10
 DECAY = 0.8
@@ -157,3 +159,75 @@ def test_centred_sum_of_squares_matches_float64(offset):
     want = x.double()
     assert mean.item() == pytest.approx(want.mean().item(), rel=1e-6, abs=1e-9)
     assert ss.item() / x.numel() == pytest.approx(want.var(unbiased=False).item(), rel=1e-5)
+
+
+def test_observer_outside_the_env_reproduces_its_observations(tiny_env_kwargs):
+    """The Observer needs no env: a hand-written loop over a Trainee, feeding it the same signals, gets the env's
+    observations bit for bit (what a torch LR scheduler in a user's training loop relies on)."""
+    kw = {**tiny_env_kwargs, "split_seed": 5, "steps_per_action": 2}
+    env = LRControlEnv(**kw)
+    lrs = [0.02, 0.005, 0.01, 0.03, 0.01]
+    seen = [env.reset(seed=9)[0]] + [env.step_lr(lr)[0] for lr in lrs]
+
+    # The same run by hand: the env draws (init, order, split) seeds from a generator seeded by the episode seed.
+    init_seed, order_seed, _ = (int(s) for s in np.random.default_rng(9).integers(0, 2**31 - 1, size=3))
+    splits = env._splits
+    trainee = Trainee(
+        splits,
+        model="mlp",
+        model_kwargs={},
+        optimizer="adam",
+        lr=0.01,
+        batch_size=kw["batch_size"],
+        momentum=0.9,
+        weight_decay=0.0,
+        init_seed=init_seed,
+        order_seed=order_seed,
+        device=torch.device("cpu"),
+        eval_batch_size=kw["eval_batch_size"],
+    )
+    observer = Observer((*PAPER_FEATURES, "progress"), horizon=kw["episode_steps"], lr_min=1e-5, lr_max=0.1)
+    assert observer.space == env.observation_space
+
+    def observe(train_loss, train_logits, lr, t):
+        val_loss, val_acc, val_logits = trainee.evaluate(splits.x_probe, splits.y_probe)
+        obs, _ = observer.observe(
+            train_loss=train_loss,
+            train_logits=train_logits,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            val_logits=val_logits,
+            observed_params=trainee.observed_params,
+            lr=lr,
+            t=t,
+        )
+        return obs
+
+    x, y = splits.train_batch(torch.arange(kw["batch_size"]))
+    loss, _, logits = trainee.evaluate(x, y)
+    mine = [observe(loss, logits, 0.01, 0)]
+    for t, lr in enumerate(lrs, start=1):
+        trainee.set_lr(lr)
+        result = trainee.train(kw["steps_per_action"])
+        mine.append(observe(result.train_loss, result.last_logits, lr, t))
+    for t, (a, b) in enumerate(zip(seen, mine, strict=True)):
+        np.testing.assert_array_equal(a, b, err_msg=f"step {t}")
+    # reset() starts a new run: the EMAs and the "previous" predictions are forgotten.
+    observer.reset()
+    again = observe(loss, logits, 0.01, 0)
+    assert again[1] == again[2]  # the two prediction features start equal only from uniform previous predictions
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"prediction_source": "val"}, "prediction_source"),
+        ({"obs_transform": "log"}, "obs_transform"),
+        ({"horizon": 0}, "horizon"),
+    ],
+)
+def test_observer_refuses_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Observer(["val_loss"], **{"horizon": 5, "lr_min": 1e-5, "lr_max": 0.1, **kwargs})
+    with pytest.raises(ValueError, match="unknown feature"):
+        Observer(["val_los"], horizon=5, lr_min=1e-5, lr_max=0.1)

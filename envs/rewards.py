@@ -1,0 +1,123 @@
+"""Rewards: one small object per reward type, built from an `EnvConfig` by `make_reward`.
+
+A reward is told the probe's validation loss at the start of a run (`reset`) and after every env step (`step`);
+`divergence(t)` scores a run that diverged at step t. A diverged run is scored as if its validation loss sat at
+`divergence_loss` for every remaining step, so that ending an episode early never pays (with negative per-step
+rewards it otherwise would); `divergence_penalty`, when set, replaces that with a fixed reward.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from envs.lr_control import EnvConfig
+
+LOSS_FLOOR = 1e-12  # keeps log(loss) finite for the log rewards
+
+
+def _log(loss: float) -> float:
+    return math.log(max(loss, LOSS_FLOOR))
+
+
+class Reward:
+    """Base: keeps the step count and the previous probe loss; subclasses say what a step and a divergence pay."""
+
+    needs_episode_seed = False  # True: reset() must be given the episode's seed
+
+    def __init__(self, horizon: int, div_loss: float, divergence_penalty: float | None = None) -> None:
+        self.horizon = horizon
+        self.div_loss = div_loss
+        self.divergence_penalty = divergence_penalty
+        self.t = 0
+        self.prev_val_loss = math.nan
+
+    def reset(self, val_loss: float, episode_seed: int | None = None) -> None:
+        """A new run whose probe loss before any training is `val_loss`."""
+        self.t = 0
+        self.prev_val_loss = val_loss
+
+    def step(self, val_loss: float, last: bool, info: dict[str, Any]) -> float:
+        """The reward of the step just taken (probe loss `val_loss`; `last`: the budget's final step; `info`: the
+        step's info, with the final evaluation when `last`)."""
+        self.t += 1
+        reward = self._step(val_loss, last, info)
+        self.prev_val_loss = val_loss
+        return reward
+
+    def divergence(self, t: int) -> float:
+        """The reward of step `t`, at which the run diverged (the episode ends there)."""
+        if self.divergence_penalty is not None:
+            return self.divergence_penalty
+        return self._divergence(t)
+
+    def remaining(self, t: int) -> int:
+        """Steps t..horizon: the diverging one and every one the run will not take."""
+        return self.horizon - t + 1
+
+    def _step(self, val_loss: float, last: bool, info: dict[str, Any]) -> float:
+        raise NotImplementedError
+
+    def _divergence(self, t: int) -> float:
+        raise NotImplementedError
+
+
+class NegValLoss(Reward):
+    """-L_t every step."""
+
+    def _step(self, val_loss: float, last: bool, info: dict[str, Any]) -> float:
+        return -val_loss
+
+    def _divergence(self, t: int) -> float:
+        return -self.div_loss * self.remaining(t)
+
+
+class PaperReward(Reward):
+    """baseline - L_t every step (the authors' reward, baseline 2)."""
+
+    def __init__(self, horizon: int, div_loss: float, divergence_penalty: float | None, baseline: float) -> None:
+        super().__init__(horizon, div_loss, divergence_penalty)
+        self.baseline = baseline
+
+    def _step(self, val_loss: float, last: bool, info: dict[str, Any]) -> float:
+        return self.baseline - val_loss
+
+    def _divergence(self, t: int) -> float:
+        return (self.baseline - self.div_loss) * self.remaining(t)
+
+
+class FinalOnly(Reward):
+    """Nothing until the last step, then minus the full validation loss (the probe's if the full evaluation is
+    switched off)."""
+
+    def _step(self, val_loss: float, last: bool, info: dict[str, Any]) -> float:
+        return -info.get("final_val_loss", val_loss) if last else 0.0
+
+    def _divergence(self, t: int) -> float:
+        return -self.div_loss
+
+
+class LogDiff(Reward):
+    """log L_{t-1} - log L_t: telescopes to log(L_0 / L_T) over an episode."""
+
+    def _step(self, val_loss: float, last: bool, info: dict[str, Any]) -> float:
+        return _log(self.prev_val_loss) - _log(val_loss)
+
+    def _divergence(self, t: int) -> float:
+        return _log(self.prev_val_loss) - math.log(self.div_loss)
+
+
+REWARDS: dict[str, Callable[[EnvConfig, float], Reward]] = {
+    "neg_val_loss": lambda cfg, div: NegValLoss(cfg.episode_steps, div, cfg.divergence_penalty),
+    "paper": lambda cfg, div: PaperReward(cfg.episode_steps, div, cfg.divergence_penalty, cfg.reward_baseline),
+    "final_only": lambda cfg, div: FinalOnly(cfg.episode_steps, div, cfg.divergence_penalty),
+    "log_diff": lambda cfg, div: LogDiff(cfg.episode_steps, div, cfg.divergence_penalty),
+}
+REWARD_TYPES = tuple(REWARDS)
+
+
+def make_reward(cfg: EnvConfig, div_loss: float) -> Reward:
+    """The reward `cfg.reward` names; `div_loss`: the loss a diverged run is scored at."""
+    return REWARDS[cfg.reward](cfg, div_loss)
