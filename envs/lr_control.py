@@ -11,6 +11,8 @@ The env composes parts that each own one thing: `rlsched.trainee.Trainee` (netwo
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 
 import gymnasium as gym
@@ -26,6 +28,8 @@ from rlsched.models import MODELS, OPTIMIZERS, build_model
 from rlsched.trainee import Trainee
 
 SCALE_PER = ("optimizer_step", "env_step")
+# Fields added after results folders and artifacts began storing env configs; None (their default) means "absent".
+LATER_FIELDS = ("reward_reference", "reference_cache_dir")
 __all__ = ["ACTION_TYPES", "PREDICTION_SOURCES", "REWARD_TYPES", "SCALE_PER", "EnvConfig", "LRControlEnv"]
 
 
@@ -74,6 +78,13 @@ class EnvConfig:
     reward_baseline: float = 2.0  # for reward="paper": baseline - val_loss
     divergence_loss: float | None = None  # null: 2 ln(num_classes); a diverged run is scored as if stuck there
     divergence_penalty: float | None = None  # overrides the computed penalty with a fixed reward
+    # reward="paired_log" (log L_ref,t - log L_t): the reference baseline run on the same trainee, as a controller
+    # spec for rlsched.controllers.make_controller, e.g. {kind: plateau, lr: 0.01, factor: 0.5, patience: 1}. A
+    # baseline *name* is not accepted here: rlsched.config.resolve_reward_reference turns one into its tuned spec.
+    reward_reference: dict | None = None
+    # Reference curves are cached in memory per process; with a folder, also as one JSON file per trainee there.
+    # Where the cache lies changes no number.
+    reference_cache_dir: str | None = None
     # end-of-episode evaluation (never used in observation or reward, except final_only's full val loss)
     final_val_eval: bool = True
     test_eval: bool = True
@@ -144,6 +155,11 @@ class EnvConfig:
             raise ValueError("max_loss and weight_bound must be > 0")
         if self.divergence_loss is not None and not 0 < self.divergence_loss <= self.max_loss:
             raise ValueError(f"divergence_loss must be in (0, max_loss], got {self.divergence_loss}")
+        self._check_reward_reference()
+        if self.reference_cache_dir is not None:
+            if not isinstance(self.reference_cache_dir, str | os.PathLike):
+                raise ValueError(f"reference_cache_dir must be a folder path or null, got {self.reference_cache_dir!r}")
+            self.reference_cache_dir = os.fspath(self.reference_cache_dir)
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ValueError(f"torch_threads must be >= 1 or null, got {self.torch_threads}")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
@@ -154,11 +170,41 @@ class EnvConfig:
         if self.train_size is not None and self.batch_size > self.train_size:
             raise ValueError(f"batch_size={self.batch_size} exceeds train_size={self.train_size}")
 
+    def _check_reward_reference(self) -> None:
+        ref = self.reward_reference
+        example = "{kind: plateau, lr: 0.01, factor: 0.5, patience: 1}"
+        if isinstance(ref, str):
+            raise ValueError(
+                f"reward_reference must be a controller spec such as {example} or null, got the name {ref!r}; "
+                "rlsched.config.resolve_reward_reference turns a baseline name into its tuned spec"
+            )
+        if ref is None:
+            if self.reward == "paired_log":
+                raise ValueError(
+                    f"reward=paired_log needs reward_reference, the baseline it is paired with, e.g. {example}"
+                )
+            return
+        if not isinstance(ref, Mapping) or "kind" not in ref:
+            raise ValueError(f"reward_reference must be a controller spec with a 'kind', e.g. {example}; got {ref!r}")
+        from rlsched.controllers import make_controller  # lazily: rlsched imports envs
+
+        params = dict(ref)
+        try:
+            make_controller(params.pop("kind"), **params)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"bad reward_reference {dict(ref)}: {err}") from err
+        self.reward_reference = dict(ref)
+
     def to_dict(self) -> dict:
+        """Every field, tuples as lists; the fields added after run identities were first stored
+        (`LATER_FIELDS`) only when set, so that every earlier config keeps its identity and its stored runs."""
         d = asdict(self)
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
+        for k in LATER_FIELDS:
+            if d[k] is None:
+                del d[k]
         return d
 
 

@@ -9,7 +9,7 @@ rewards it otherwise would); `divergence_penalty`, when set, replaces that with 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -109,11 +109,54 @@ class LogDiff(Reward):
         return _log(self.prev_val_loss) - math.log(self.div_loss)
 
 
+class PairedLog(Reward):
+    """log L_ref,t - log L_t, where L_ref is the reference baseline's probe loss on the same trainee (same episode
+    seed) after the same number of steps: positive exactly where the controller is ahead of the baseline.
+
+    `reference(seed)` gives the reference run's probe losses at steps 0, 1, ...; a shorter list means the
+    reference diverged there, and it counts as sitting at `divergence_loss` from then on.
+    """
+
+    needs_episode_seed = True
+
+    def __init__(
+        self,
+        horizon: int,
+        div_loss: float,
+        divergence_penalty: float | None,
+        reference: Callable[[int], Sequence[float]],
+    ) -> None:
+        super().__init__(horizon, div_loss, divergence_penalty)
+        self.reference = reference
+        self.curve: list[float] = []
+
+    def reset(self, val_loss: float, episode_seed: int | None = None) -> None:
+        if episode_seed is None:
+            raise ValueError("reward paired_log needs the episode seed: reset(val_loss, episode_seed)")
+        super().reset(val_loss, episode_seed)
+        curve = list(self.reference(int(episode_seed)))[: self.horizon + 1]
+        self.curve = curve + [self.div_loss] * (self.horizon + 1 - len(curve))
+
+    def _step(self, val_loss: float, last: bool, info: dict[str, Any]) -> float:
+        return _log(self.curve[self.t]) - _log(val_loss)
+
+    def _divergence(self, t: int) -> float:
+        log_div = math.log(self.div_loss)
+        return sum(_log(ref) - log_div for ref in self.curve[t : self.horizon + 1])
+
+
+def _paired_log(cfg: EnvConfig, div_loss: float) -> PairedLog:
+    from envs.reference import reference_curve  # lazily: it builds envs, and envs build rewards
+
+    return PairedLog(cfg.episode_steps, div_loss, cfg.divergence_penalty, lambda seed: reference_curve(cfg, seed))
+
+
 REWARDS: dict[str, Callable[[EnvConfig, float], Reward]] = {
     "neg_val_loss": lambda cfg, div: NegValLoss(cfg.episode_steps, div, cfg.divergence_penalty),
     "paper": lambda cfg, div: PaperReward(cfg.episode_steps, div, cfg.divergence_penalty, cfg.reward_baseline),
     "final_only": lambda cfg, div: FinalOnly(cfg.episode_steps, div, cfg.divergence_penalty),
     "log_diff": lambda cfg, div: LogDiff(cfg.episode_steps, div, cfg.divergence_penalty),
+    "paired_log": _paired_log,
 }
 REWARD_TYPES = tuple(REWARDS)
 

@@ -82,3 +82,42 @@ def build_baselines(
             stacklevel=2,
         )
     return out, source
+
+
+def resolve_reward_reference(
+    env_kw: Mapping[str, Any],
+    baseline_specs: Mapping[str, Mapping[str, Any]],
+    tuned_dir: str | Path | None = None,
+    *,
+    use_tuned: bool = True,
+) -> dict[str, Any]:
+    """`env_kw` with a baseline *name* in `reward_reference` (e.g. `plateau`) replaced by that baseline's spec: its
+    entry in the `baselines` config overlaid with its tuned settings for this task, as `build_baselines` builds it.
+
+    Call it on the raw env config before validating it (`EnvConfig` accepts a spec dict or null, not a name). A
+    dict or null passes unchanged. Warns when the task has no tuned settings for the baseline.
+    """
+    kw = dict(to_dict(env_kw))
+    name = kw.get("reward_reference")
+    if not isinstance(name, str):
+        return kw
+    specs = dict(to_dict(baseline_specs))
+    if name not in specs:
+        raise ValueError(
+            f"reward_reference {name!r} is not a configured baseline; configured: {sorted(specs)}, "
+            "or give a controller spec such as {kind: plateau, lr: 0.01, factor: 0.5, patience: 1}"
+        )
+    # The task (data, model, budget) names the tuned settings; the reward plays no part in it.
+    task_kw = {**kw, "reward": "neg_val_loss", "reward_reference": None}
+    tuned = load_tuned(task_kw, tuned_dir) if use_tuned else {}
+    params = dict(specs[name])
+    kind = params.pop("kind", name)
+    if name in tuned:
+        params.update(tuned[name])
+    elif use_tuned:
+        warnings.warn(
+            f"no tuned settings for reward_reference {name!r} on task {task_key(task_kw)}; the paired reward's "
+            f"reference uses config defaults. Tune it first ({tuned_file(task_kw, tuned_dir)})",
+            stacklevel=2,
+        )
+    return {**kw, "reward_reference": {"kind": kind, **params}}
