@@ -32,6 +32,25 @@ TRIALS_FILE = "trials.csv"
 BEST_FILE = "best.csv"
 SETTINGS_FILE = "settings.json"
 EDGE_TOL = 0.02  # a winner this close to a range end (as a share of the range, log space for log ranges) warns
+# Env settings that change a baseline's run (the rest shape only what a learned controller sees and earns).
+TRAINING_FIELDS = (
+    "dataset",
+    "model",
+    "model_kwargs",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "batch_size",
+    "steps_per_action",
+    "episode_steps",
+    "train_size",
+    "val_size",
+    "val_probe",
+    "split_seed",
+    "lr_min",
+    "lr_max",
+    "divergence_loss",
+)
 # Searched as a share of the LR, so that the floor scales with the rate it anneals from.
 ETA_MIN_FRAC = "eta_min_frac"
 
@@ -196,13 +215,19 @@ class TuneSettings:
             raise ValueError(f"n_trials must be an integer >= 1, got {self.n_trials}")
         self.n_trials = int(self.n_trials)
 
-    def identity(self, task: str, baseline: str, spec: Mapping[str, Any], space: Space) -> dict[str, Any]:
-        # Through JSON, so that it compares equal to the copy read back from settings.json.
-        return _json_normal(
+    def identity(
+        self, env_kw: Mapping[str, Any], baseline: str, spec: Mapping[str, Any], space: Space
+    ) -> dict[str, Any]:
+        """What logged trials must share to be resumed: the trainee's training setup, the baseline's fixed
+        settings (its searched ones are the trials' own), the search space, seeds and sampler."""
+        searched = set(controller_params(dict.fromkeys(space, 1.0)))
+        env = EnvConfig.from_kwargs(**env_kw).to_dict()
+        return _json_normal(  # through JSON, so that it compares equal to the copy read back from settings.json
             {
-                "task": task,
+                "task": task_key(env_kw),
+                "training": {k: env.get(k) for k in TRAINING_FIELDS},
                 "baseline": baseline,
-                "spec": dict(spec),
+                "fixed": {k: v for k, v in spec.items() if k not in searched},
                 "space": {k: asdict(v) for k, v in space.items()},
                 "seeds": list(self.seeds),
                 "lr_range": list(self.lr_range),
@@ -330,7 +355,7 @@ def tune_baseline(
     space = search_space(kind, env.cfg.episode_steps, settings.lr_range)
     if spec.get("unit", "step") != "step":
         raise ValueError(f"{baseline}: tuning searches step_size in env steps; set unit: step in its spec")
-    logged = log.trials_of(baseline, settings.identity(task_key(env_kw), baseline, {"kind": kind, **spec}, space))
+    logged = log.trials_of(baseline, settings.identity(env_kw, baseline, {"kind": kind, **spec}, space))
     dists = {k: d.distribution() for k, d in space.items()}
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=settings.sampler_seed))
     done = logged[: settings.n_trials]

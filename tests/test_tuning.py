@@ -112,8 +112,8 @@ def tiny3(tiny_env_kwargs: dict) -> dict:
     return {**tiny_env_kwargs, "episode_steps": 3, "train_size": 1000, "val_probe": 100}
 
 
-def _tune(env_kw: dict, out, n_trials: int, seeds: list[int], baselines: list[str]) -> list:
-    specs = {"constant": {"kind": "constant", "lr": 0.01}, "one_cycle": {"kind": "one_cycle", "lr": 0.01}}
+def _tune(env_kw: dict, out, n_trials: int, seeds: list[int], baselines: list[str], lr0: float = 0.01) -> list:
+    specs = {"constant": {"kind": "constant", "lr": lr0}, "one_cycle": {"kind": "one_cycle", "lr": lr0}}
     settings = TuneSettings(n_trials=n_trials, seeds=seeds, lr_range=(0.001, 0.06))
     return tune_baselines(env_kw, baselines, specs, settings, out, tuned_dir=out / "tuned")
 
@@ -130,8 +130,12 @@ def test_a_resumed_study_equals_an_uninterrupted_one(tiny3: dict, tmp_path, caps
     assert [w.params for w in whole] == [w.params for w in split]
 
 
-def test_logged_trials_with_other_settings_are_refused(tiny3: dict, tmp_path) -> None:
+def test_logged_trials_with_other_settings_are_refused(tiny3: dict, tmp_path, capsys) -> None:
     _tune(tiny3, tmp_path, 1, [20_000], ["constant"])
+    _tune(tiny3, tmp_path, 1, [20_000], ["constant"], lr0=0.003)  # a searched default does not matter
+    assert "all 1 trials logged; nothing to run" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"\['training'\] differ"):
+        _tune({**tiny3, "val_probe": 200}, tmp_path, 1, [20_000], ["constant"])
     with pytest.raises(
         ValueError, match=r"holds 1 trials of 'constant' run with other settings \(\['seeds'\] differ\)"
     ):
