@@ -11,8 +11,9 @@ The env composes parts that each own one thing: `rlsched.trainee.Trainee` (netwo
 from __future__ import annotations
 
 import math
+import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 import gymnasium as gym
@@ -31,6 +32,22 @@ SCALE_PER = ("optimizer_step", "env_step")
 # Fields added after results folders and artifacts began storing env configs; None (their default) means "absent".
 LATER_FIELDS = ("reward_reference", "reference_cache_dir")
 __all__ = ["ACTION_TYPES", "PREDICTION_SOURCES", "REWARD_TYPES", "SCALE_PER", "EnvConfig", "LRControlEnv"]
+
+
+# Field kinds, checked before anything else (see EnvConfig._check_types).
+INT_FIELDS = ("val_probe", "batch_size", "eval_batch_size", "steps_per_action", "episode_steps")
+OPTIONAL_INT_FIELDS = ("train_size", "val_size", "test_size", "split_seed", "torch_threads")
+REAL_FIELDS = ("initial_lr", "momentum", "weight_decay", "lr_min", "lr_max", "ema_decay", "max_loss")
+REAL_FIELDS += ("weight_bound", "reward_baseline")
+OPTIONAL_REAL_FIELDS = ("divergence_loss", "divergence_penalty")
+BOOL_FIELDS = ("verify_checksums", "final_val_eval", "test_eval")
+STR_FIELDS = ("dataset", "model", "optimizer", "action", "scale_per", "obs_transform", "prediction_source")
+STR_FIELDS += ("reward", "device")
+
+
+def _is_real(value: object) -> bool:
+    """A real number, not a bool (True == 1 would pass for a count) and not a string ("0.01" > 0 is a TypeError)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass
@@ -107,6 +124,7 @@ class EnvConfig:
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; allowed: {sorted(allowed)}")
 
+        self._check_types()
         one_of("dataset", self.dataset, DATASETS)
         one_of("model", self.model, MODELS)
         one_of("optimizer", self.optimizer, OPTIMIZERS)
@@ -142,10 +160,10 @@ class EnvConfig:
                 f"initial_lr={self.initial_lr} lies outside [lr_min, lr_max]=[{self.lr_min}, {self.lr_max}]"
             )
         for name in ("steps_per_action", "episode_steps", "batch_size", "eval_batch_size"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        lo, hi = self.scale_range
-        if len(self.scale_range) != 2 or not 0 < lo <= hi:
+        lo, hi = self.scale_range  # two numbers: _check_types
+        if not 0 < lo <= hi:
             raise ValueError(f"scale_range must be [low, high] with 0 < low <= high, got {list(self.scale_range)}")
         if not self.discrete_multipliers or min(self.discrete_multipliers) <= 0:
             raise ValueError(f"discrete_multipliers must be positive, got {list(self.discrete_multipliers)}")
@@ -169,6 +187,37 @@ class EnvConfig:
         check_sizes(self.dataset, self.train_size, self.val_size, self.val_probe, self.test_size)
         if self.train_size is not None and self.batch_size > self.train_size:
             raise ValueError(f"batch_size={self.batch_size} exceeds train_size={self.train_size}")
+
+    def _check_types(self) -> None:
+        """Each field has the kind of value it needs, before any comparison could raise a TypeError or a float
+        count be rounded up silently. Integral floats (3.0) become ints; everything else keeps its type."""
+        for name in INT_FIELDS + OPTIONAL_INT_FIELDS:
+            value = getattr(self, name)
+            if value is None and name in OPTIONAL_INT_FIELDS:
+                continue
+            if not _is_real(value) or not math.isfinite(value) or value != int(value):
+                null = " or null" if name in OPTIONAL_INT_FIELDS else ""
+                raise ValueError(f"{name} must be an integer{null}, got {value!r}")
+            setattr(self, name, int(value))
+        for name in REAL_FIELDS + OPTIONAL_REAL_FIELDS:
+            value = getattr(self, name)
+            if not (_is_real(value) or (value is None and name in OPTIONAL_REAL_FIELDS)):
+                null = " or null" if name in OPTIONAL_REAL_FIELDS else ""
+                raise ValueError(f"{name} must be a number{null}, got {value!r}")
+        for name in BOOL_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in STR_FIELDS:
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
+        if not isinstance(self.model_kwargs, Mapping):
+            raise ValueError(f"model_kwargs must be a mapping of the model's options, got {self.model_kwargs!r}")
+        sr = self.scale_range
+        if isinstance(sr, str | bytes) or not isinstance(sr, Sequence) or len(sr) != 2 or not all(map(_is_real, sr)):
+            raise ValueError(f"scale_range must be two numbers [low, high], got {sr!r}")
+        dm = self.discrete_multipliers
+        if isinstance(dm, str | bytes) or not isinstance(dm, Sequence) or not all(map(_is_real, dm)):
+            raise ValueError(f"discrete_multipliers must be a list of numbers, got {dm!r}")
 
     def _check_reward_reference(self) -> None:
         ref = self.reward_reference

@@ -443,6 +443,25 @@ BAD = [
     ({"val_probe": 600}, r"val_probe=600 exceeds val_size\W+500"),
     ({"model": "resnet", "model_kwargs": {"depth": 9}}, r"resnet depth must be 18, 34 or 6n\+2"),
     ({"model_kwargs": {"hiden": [8]}}, r"bad model_kwargs for 'mlp'.*hiden"),
+    # Counts are integers: 2.5 steps used to run 3.
+    ({"episode_steps": 2.5}, r"episode_steps must be an integer, got 2.5"),
+    ({"steps_per_action": 1.5}, r"steps_per_action must be an integer, got 1.5"),
+    ({"batch_size": 99.5}, r"batch_size must be an integer, got 99.5"),
+    ({"eval_batch_size": "1000"}, r"eval_batch_size must be an integer, got '1000'"),
+    ({"val_probe": 100.5}, r"val_probe must be an integer, got 100.5"),
+    ({"train_size": 1999.5}, r"train_size must be an integer or null, got 1999.5"),
+    ({"episode_steps": True}, r"episode_steps must be an integer, got True"),
+    ({"episode_steps": float("nan")}, r"episode_steps must be an integer, got nan"),
+    ({"scale_range": [0.9, 1.0, 1.1]}, r"scale_range must be two numbers \[low, high\], got \[0.9, 1.0, 1.1\]"),
+    ({"scale_range": ["a", 1.1]}, r"scale_range must be two numbers"),
+    ({"scale_range": 1.05}, r"scale_range must be two numbers"),
+    ({"discrete_multipliers": [0.9, "x"]}, r"discrete_multipliers must be a list of numbers"),
+    ({"initial_lr": "0.01"}, r"initial_lr must be a number, got '0.01'"),
+    ({"lr_min": "1e-5"}, r"lr_min must be a number, got '1e-5'"),
+    ({"lr_max": None}, r"lr_max must be a number, got None"),
+    ({"divergence_loss": "high"}, r"divergence_loss must be a number or null"),
+    ({"test_eval": "false"}, r"test_eval must be true or false, got 'false'"),
+    ({"device": 0}, r"device must be a string, got 0"),
 ]
 BAD_IDS = [f"{next(iter(o))}-{i}" for i, (o, _) in enumerate(BAD)]
 
@@ -456,6 +475,15 @@ def test_bad_config_raises_before_loading_data(tiny_env_kwargs, tmp_path, overri
     with pytest.raises(ValueError, match=match):
         gym.make(ENV_ID, **kwargs)
     assert time.perf_counter() - start < 2.0
+
+
+def test_integral_counts_given_as_floats_become_ints(tiny_env_kwargs):
+    """3.0 steps is 3 steps: accepted, stored as an int, so the config (and its identity) equals the int one."""
+    env = make(tiny_env_kwargs, episode_steps=3.0, batch_size=100.0)
+    assert env.cfg.episode_steps == 3 and type(env.cfg.episode_steps) is int and type(env.cfg.batch_size) is int
+    assert env.cfg.to_dict() == make(tiny_env_kwargs, episode_steps=3).cfg.to_dict()
+    _, rewards, _ = run_episode(env, 0, ACTIONS)
+    assert len(rewards) == 3
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present: device='cuda' is valid here")
