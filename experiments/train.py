@@ -2,7 +2,7 @@
 
 python experiments/train.py                          # conf/train.yaml
 python experiments/train.py experiment=rq1_learned_vs_baselines
-python experiments/train.py out_dir=outputs/train/<run>   # resume an interrupted run
+python experiments/train.py out_dir=outputs/train/<run>   # resume an interrupted run (same config only)
 """
 
 from pathlib import Path
@@ -10,33 +10,32 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rlsched.agent import train_controller, validate_agent_config
+from envs.lr_control import EnvConfig
+from rlsched.agent import TrainingRun
 from rlsched.config import build_baselines, env_kwargs, to_dict
-from rlsched.evaluate import evaluate_task
+from rlsched.entry import task_wrapper, tracked
+from rlsched.evaluate import evaluate_task, require_env_data
 from rlsched.harness import ensure_writable
-from rlsched.tracking import tracker_from_config
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@task_wrapper
 def main(cfg: DictConfig) -> None:
-    # Everything that can be wrong with the request fails here, before any training.
-    agent = to_dict(cfg.agent)
-    validate_agent_config(agent)
-    train_kw = env_kwargs(cfg.env, test_eval=False)  # the test set plays no part in training
+    # Everything that can be wrong with the request fails here, before any training or any file is written:
+    # agent and env configs, a run folder holding another config's run, missing data, unknown baselines.
+    train_env = EnvConfig.from_kwargs(**{**to_dict(cfg.env), "test_eval": False})  # no test set in training
+    run = TrainingRun(train_env, to_dict(cfg.agent), cfg.out_dir, seed=cfg.seed)
+    require_env_data(train_env.to_dict())
     eval_kw = env_kwargs(cfg.env)
     if cfg.benchmark.enabled:  # a typo in the benchmark's controllers must not cost a finished training
         build_baselines(list(cfg.benchmark.controllers), cfg.baselines, eval_kw, use_tuned=False)
     out = ensure_writable(cfg.out_dir)
-    tracker = tracker_from_config(cfg.logger, job_type="train", config=to_dict(cfg), out_dir=out)
-    try:
-        artifact = train_controller(train_kw, agent, out, seed=cfg.seed, tracker=tracker, progress=False)
-    finally:
-        tracker.finish()
+    with tracked(cfg.logger, job_type="train", config=to_dict(cfg), out_dir=out) as tracker:
+        artifact = run.run(tracker)
     print(f"controller artifact: {artifact}")
     if cfg.benchmark.enabled:
         b = cfg.benchmark
-        tracker = tracker_from_config(cfg.logger, job_type="eval", config=to_dict(cfg), out_dir=out / "benchmark")
-        try:
+        with tracked(cfg.logger, job_type="eval", config=to_dict(cfg), out_dir=out / "benchmark") as tracker:
             md = evaluate_task(
                 eval_kw,
                 list(b.controllers),
@@ -49,8 +48,6 @@ def main(cfg: DictConfig) -> None:
                 use_tuned=b.use_tuned,
                 tuned_dir=b.tuned_dir,
             )
-        finally:
-            tracker.finish()
         print(md)
 
 

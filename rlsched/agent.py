@@ -1,29 +1,49 @@
 """PPO training of the learning-rate controller (stable-baselines3; RecurrentPPO from sb3-contrib).
 
+A run has three phases, as in rl-baselines3-zoo's ExperimentManager: `TrainingRun.setup` (the folder, the
+envs, the model, the callbacks), `TrainingRun.learn` (PPO, saving a checkpoint on Ctrl-C and SIGTERM alike)
+and `TrainingRun.finalize` (the artifact from the best or the final policy). `train_controller` runs them.
+
+Everything that can be wrong with a request fails when a `TrainingRun` is made, before anything is written:
+the agent and env configs, and the run folder's identity (rlsched/checkpoints.py: a folder holding a run of
+another env config, agent config or seed is refused, naming the differing keys).
+
 Checkpoints are written at rollout boundaries, after the PPO update of that rollout, every
-`checkpoint_every` timesteps (rounded up to whole rollouts); a restarted run with the same `out_dir`
-resumes from the newest one, so an interruption loses at most one checkpoint interval.
+`checkpoint_every` timesteps (rounded up to whole rollouts); a restarted run with the same `out_dir` and
+config resumes from the newest one, so an interruption loses at most one checkpoint interval. A resumed run
+appends to `sb3_log/progress.csv` and `eval/selection.csv` and keeps the best checkpoint so far.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import signal
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.logger import KVWriter, Logger, make_output_format
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from envs.lr_control import EnvConfig, LRControlEnv
 from envs.seed_pool import SeedPool
-from rlsched.artifact import ALGORITHMS, algorithm_class, save_artifact
+from rlsched.artifact import ALGORITHMS, PLACE_KEYS, algorithm_class, save_artifact
+from rlsched.callbacks import AppendingCSVOutput, ProgressLines, RolloutCheckpoint, TraineeMetrics, WandbWriter
+from rlsched.checkpoints import (
+    RUN_CONFIG,
+    check_run_folder,
+    checkpoint_timesteps,
+    flatten,
+    latest_checkpoint,
+    save_checkpoint,
+    write_run_config,
+)
 from rlsched.harness import ensure_writable
 from rlsched.seeds import seed_block
 from rlsched.selection import CheckpointSelection
@@ -31,7 +51,12 @@ from rlsched.tracking import Tracker
 
 POLICIES = {"ppo": ("MlpPolicy",), "recurrent_ppo": ("MlpLstmPolicy",)}
 VEC_ENVS = ("dummy", "subproc")
-CKPT_PREFIX = "step_"
+# Where a run executes, not what it computes: left out of the run's identity, so a run may resume elsewhere.
+ENV_PLACE_KEYS = (*PLACE_KEYS, "verify_checksums")
+# Agent settings that change how a run is resumed, watched or executed, not the policy it trains.
+AGENT_RUN_ONLY_KEYS = ("resume", "progress", "progress_every_s", "checkpoint_every", "device", "vec_env")
+# Recorded in run_config.json but free to change: a larger budget trains a finished run on.
+FREE_KEYS = ("agent.total_timesteps",)
 
 
 def validate_agent_config(agent: Mapping[str, Any]) -> None:
@@ -45,6 +70,8 @@ def validate_agent_config(agent: Mapping[str, Any]) -> None:
     for key in ("n_envs", "total_timesteps", "checkpoint_every", "train_seed_pool", "eval_episodes"):
         if int(agent.get(key, 1)) < 1:
             raise ValueError(f"agent.{key} must be >= 1, got {agent.get(key)}")
+    if float(agent.get("progress_every_s", 0)) < 0:
+        raise ValueError(f"agent.progress_every_s must be >= 0 seconds, got {agent.get('progress_every_s')}")
     ppo = agent.get("ppo", {})
     rollout = int(ppo.get("n_steps", 2048)) * int(agent.get("n_envs", 1))
     if int(ppo.get("batch_size", 64)) > rollout:
@@ -61,11 +88,15 @@ def selection_seeds(agent: Mapping[str, Any]) -> list[int]:
     return seed_block("selection", int(agent.get("eval_seeds_start", 0)), int(agent.get("eval_episodes", 16)))
 
 
+def as_env_config(env: Mapping[str, Any] | EnvConfig) -> EnvConfig:
+    return env if isinstance(env, EnvConfig) else EnvConfig.from_kwargs(**dict(env))
+
+
 def make_vec_env(
-    env_kwargs: Mapping[str, Any], n_envs: int, vec_env: str, seed: int, episode_seeds: list[int]
+    env: Mapping[str, Any] | EnvConfig, n_envs: int, vec_env: str, seed: int, episode_seeds: list[int]
 ) -> VecEnv:
     """`n_envs` envs whose episodes draw trainees from `episode_seeds`; `seed` only shuffles the draws."""
-    kwargs = dict(env_kwargs)
+    kwargs = as_env_config(env).to_dict()
     if vec_env == "subproc" and kwargs.get("torch_threads") is None:
         # One process per env: split the cores instead of letting each grab all of them.
         kwargs["torch_threads"] = max(1, (os.cpu_count() or 1) // n_envs)
@@ -84,211 +115,302 @@ def make_vec_env(
     return venv
 
 
-class WandbWriter(KVWriter):
-    """Forwards SB3's logger (PPO losses, rollout stats) to the tracker as `controller/*`."""
-
-    def __init__(self, tracker: Tracker):
-        self.tracker = tracker
-
-    def write(self, key_values: dict, key_excluded: dict, step: int = 0) -> None:
-        out = {}
-        for k, v in key_values.items():
-            if isinstance(v, int | float | np.floating | np.integer):
-                group, _, rest = k.partition("/")
-                out[f"controller/{rest}" if group == "train" else f"controller/{group}/{rest}"] = float(v)
-        self.tracker.log(out, step=step)
-
-    def close(self) -> None:
-        pass
+def run_identity(
+    env: EnvConfig, agent: Mapping[str, Any], seed: int, selection_env: EnvConfig | None = None
+) -> dict[str, Any]:
+    """What a training run is: everything that changes the controller it produces (run_config.json)."""
+    identity: dict[str, Any] = {
+        "env": {k: v for k, v in env.to_dict().items() if k not in ENV_PLACE_KEYS},
+        "agent": {k: v for k, v in agent.items() if k not in AGENT_RUN_ONLY_KEYS},
+        "seed": int(seed),
+    }
+    if selection_env is not None:
+        identity["selection_env"] = {k: v for k, v in selection_env.to_dict().items() if k not in ENV_PLACE_KEYS}
+    # JSON-normal form (tuples -> lists), so what is compared is exactly what is stored.
+    return json.loads(json.dumps(identity, default=str))
 
 
-class TraineeMetrics(BaseCallback):
-    """Per-step trainee curves of env 0 and end-of-episode summaries of every env, as `trainee/*`."""
-
-    def __init__(self, tracker: Tracker):
-        super().__init__()
-        self.tracker = tracker
-        self.episodes = 0
-
-    def _on_step(self) -> bool:
-        infos, dones = self.locals["infos"], self.locals["dones"]
-        first = infos[0]
-        metrics = {f"trainee/{k}": first[k] for k in ("lr", "train_loss", "val_loss", "val_accuracy") if k in first}
-        for info, done in zip(infos, dones, strict=True):
-            if done and "episode" in info:
-                self.episodes += 1
-                metrics |= {
-                    "trainee/episode_return": info["episode"]["r"],
-                    "trainee/episodes": self.episodes,
-                    "trainee/final_lr": info["lr"],
-                    "trainee/diverged": float(info.get("diverged", False)),
-                }
-                if "final_val_loss" in info:
-                    metrics["trainee/final_val_loss"] = info["final_val_loss"]
-        self.tracker.log(metrics, step=self.num_timesteps)
-        return True
+def identity_defaults() -> dict[str, Any]:
+    """Flattened defaults of the env parts of a run identity: stand-ins for options a stored run lacks."""
+    env = run_identity(EnvConfig.from_kwargs(), {}, 0)["env"]
+    return flatten({"env": env, "selection_env": env})
 
 
-class RolloutCheckpoint(BaseCallback):
-    """Saves model + VecNormalize at the start of a rollout (i.e. after the previous PPO update)."""
-
-    def __init__(self, ckpt_dir: Path, every: int, keep: int = 2):
-        super().__init__()
-        self.ckpt_dir, self.every, self.keep = ckpt_dir, every, keep
-        self.last = 0
-
-    def _init_callback(self) -> None:
-        self.last = self.boundary = self.model.num_timesteps
-
-    def _on_rollout_start(self) -> None:
-        self.boundary = self.model.num_timesteps  # the policy is exactly this one until the next update
-        if self.model.num_timesteps - self.last >= self.every:
-            save_checkpoint(self.model, self.ckpt_dir, self.keep)
-            self.last = self.model.num_timesteps
-
-    def _on_step(self) -> bool:
-        return True
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SLURM, submitit, `timeout`) during training: handled exactly like Ctrl-C."""
 
 
-def save_checkpoint(model, ckpt_dir: Path, keep: int = 2) -> Path:
-    # Write into a temporary folder and rename, so a crash mid-write never leaves a half checkpoint.
-    final = ckpt_dir / f"{CKPT_PREFIX}{model.num_timesteps:012d}"
-    tmp = ckpt_dir / f".tmp_{final.name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save(tmp / "model.zip")
-    vn = model.get_vec_normalize_env()
-    if vn is not None:
-        vn.save(str(tmp / "vecnormalize.pkl"))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old in sorted(ckpt_dir.glob(f"{CKPT_PREFIX}*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM raises `Terminated` (a KeyboardInterrupt) once; later ones are ignored so that
+    the save-on-interrupt path can finish. The previous handler is restored on exit."""
+    if threading.current_thread() is not threading.main_thread():  # handlers can only be set from there
+        yield
+        return
+    fired = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal fired
+        if fired:
+            print("SIGTERM again: still saving the checkpoint", flush=True)
+            return
+        fired = True
+        raise Terminated(f"signal {signum} (SIGTERM) during training")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def checkpoint_timesteps(ckpt: Path) -> int:
-    return int(ckpt.name[len(CKPT_PREFIX) :])
+def _whole_rollouts(steps: int, rollout: int) -> int:
+    return -(-int(steps) // rollout) * rollout
 
 
-def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    found = sorted(p for p in ckpt_dir.glob(f"{CKPT_PREFIX}*") if (p / "model.zip").is_file())
-    return found[-1] if found else None
+class TrainingRun:
+    """One controller training run in `out_dir`, in three phases: setup, learn, finalize.
 
+    Making one checks the whole request (agent config, env config, the folder's identity) and writes nothing.
+    """
 
-def train_controller(
-    env_kwargs: Mapping[str, Any],
-    agent: Mapping[str, Any],
-    out_dir: str | Path,
-    *,
-    seed: int = 0,
-    tracker: Tracker | None = None,
-    eval_env_kwargs: Mapping[str, Any] | None = None,
-    extra_callbacks: list[BaseCallback] | None = None,
-    progress: bool = False,
-) -> Path:
-    """Train (or resume) a controller; returns the artifact folder `<out_dir>/controller`."""
-    validate_agent_config(agent)
-    env_cfg = EnvConfig.from_kwargs(**env_kwargs)  # fail on a bad env config before any process starts
-    out = ensure_writable(out_dir)
-    ckpt_dir = out / "checkpoints"
-    ckpt_dir.mkdir(exist_ok=True)
-    tracker = tracker or Tracker(backend="none")
-    algo, n_envs = agent["algo"], int(agent["n_envs"])
-    ppo_kwargs = dict(agent.get("ppo", {}))
-    rollout = int(ppo_kwargs.get("n_steps", 2048)) * n_envs
-    every = -(-int(agent["checkpoint_every"]) // rollout) * rollout  # whole rollouts
-    total = int(agent["total_timesteps"])
-    norm = dict(agent.get("normalize", {}))
-
-    resume_from = latest_checkpoint(ckpt_dir) if agent.get("resume", True) else None
-    artifact_dir = out / "controller"
-    if (
-        resume_from is not None
-        and checkpoint_timesteps(resume_from) >= total
-        and (artifact_dir / "meta.json").is_file()
+    def __init__(
+        self,
+        env: Mapping[str, Any] | EnvConfig,
+        agent: Mapping[str, Any],
+        out_dir: str | Path,
+        *,
+        seed: int = 0,
+        eval_env: Mapping[str, Any] | EnvConfig | None = None,
+        extra_callbacks: list[BaseCallback] | None = None,
+        progress_bar: bool = False,
     ):
-        # A finished run: re-saving the artifact would change its bytes, and with them the identity under
-        # which the harness recognises the benchmark runs it already has.
-        print(f"training already finished ({checkpoint_timesteps(resume_from)} timesteps); using {artifact_dir}")
-        return artifact_dir
-    venv = make_vec_env(env_kwargs, n_envs, agent.get("vec_env", "dummy"), seed, training_seeds(agent))
-    cls = algorithm_class(algo)
-    if resume_from is not None:
-        venv = VecNormalize.load(str(resume_from / "vecnormalize.pkl"), venv)
-        venv.training = True
-        model = cls.load(resume_from / "model.zip", env=venv, device=agent.get("device", "cpu"))
-        print(f"resuming from {resume_from} at {model.num_timesteps} timesteps")
-    else:
+        validate_agent_config(agent)
+        self.env_cfg = as_env_config(env)  # fail on a bad env config before any process starts
+        self.eval_cfg = as_env_config(eval_env) if eval_env is not None else None
+        self.agent, self.seed, self.out = dict(agent), int(seed), Path(out_dir)
+        self.extra_callbacks, self.progress_bar = list(extra_callbacks or []), progress_bar
+        self.algo, self.n_envs = self.agent["algo"], int(self.agent["n_envs"])
+        self.ppo_kwargs = dict(self.agent.get("ppo", {}))
+        self.rollout = int(self.ppo_kwargs.get("n_steps", 2048)) * self.n_envs
+        self.total = int(self.agent["total_timesteps"])
+        self.resume = bool(self.agent.get("resume", True))
+        self.identity = run_identity(self.env_cfg, self.agent, self.seed, self.eval_cfg)
+        self.folder_status = check_run_folder(
+            self.out,
+            self.identity,
+            resume=self.resume,
+            budget=_whole_rollouts(self.total, self.rollout),
+            ignore=FREE_KEYS,
+            defaults=identity_defaults(),
+        )
+        self.ckpt_dir, self.artifact_dir = self.out / "checkpoints", self.out / "controller"
+        self.tracker = Tracker(backend="none")
+        self.model: Any = None
+        self.venv: VecEnv | None = None
+        self.checkpointer: RolloutCheckpoint | None = None
+        self.selection: CheckpointSelection | None = None
+        self.callbacks: list[BaseCallback] = []
+        self.start_steps, self.seconds = 0, 0.0
+
+    # ----- phase 1 ----------------------------------------------------------------------------------------
+    def setup(self, tracker: Tracker | None = None) -> bool:
+        """Claim the folder, build envs, model, logger and callbacks. False: the run has already finished."""
+        self.tracker = tracker or self.tracker
+        ensure_writable(self.out)
+        self.ckpt_dir.mkdir(exist_ok=True)
+        write_run_config(
+            self.out,
+            self.identity,
+            replace=self.folder_status == "same",
+            ignore=FREE_KEYS,
+            defaults=identity_defaults(),
+        )
+        resume_from = latest_checkpoint(self.ckpt_dir) if self.resume else None
+        if (
+            resume_from is not None
+            and checkpoint_timesteps(resume_from) >= self.total
+            and (self.artifact_dir / "meta.json").is_file()
+        ):
+            # A finished run: re-saving the artifact would change its bytes, and with them the identity under
+            # which the harness recognises the benchmark runs it already has.
+            print(
+                f"training already finished ({checkpoint_timesteps(resume_from)} timesteps, same config as "
+                f"{self.out / RUN_CONFIG}); using {self.artifact_dir}"
+            )
+            return False
+        self.model, self.venv = self._load_or_create_model(resume_from)
+        self.model.set_logger(
+            Logger(
+                str(self.out / "sb3_log"),
+                [AppendingCSVOutput(self.out / "sb3_log" / "progress.csv"), WandbWriter(self.tracker)],
+            )
+        )
+        self.callbacks = self._make_callbacks()
+        return True
+
+    def _load_or_create_model(self, resume_from: Path | None) -> tuple[Any, VecEnv]:
+        venv = make_vec_env(
+            self.env_cfg, self.n_envs, self.agent.get("vec_env", "dummy"), self.seed, training_seeds(self.agent)
+        )
+        cls, device = algorithm_class(self.algo), self.agent.get("device", "cpu")
+        if resume_from is not None:
+            venv = VecNormalize.load(str(resume_from / "vecnormalize.pkl"), venv)
+            venv.training = True
+            model = cls.load(resume_from / "model.zip", env=venv, device=device)
+            steps = int(model.num_timesteps)
+            print(
+                f"resume: from {resume_from} at {steps:,} of {self.total:,} timesteps "
+                "(sb3_log/progress.csv and eval/selection.csv are appended to; best/ keeps the best so far)"
+            )
+            self.tracker.log({"controller/resumed_from_timesteps": steps}, step=steps)
+            return model, venv
+        norm = dict(self.agent.get("normalize", {}))
         venv = VecNormalize(
             venv,
             norm_obs=norm.get("obs", True),
             norm_reward=norm.get("reward", True),
             clip_obs=norm.get("clip_obs", 10.0),
-            gamma=float(ppo_kwargs.get("gamma", 0.99)),
+            gamma=float(self.ppo_kwargs.get("gamma", 0.99)),
         )
-        model = cls(agent["policy"], venv, seed=seed, device=agent.get("device", "cpu"), verbose=0, **ppo_kwargs)
-    sb3_logger = Logger(str(out / "sb3_log"), [make_output_format("csv", str(out / "sb3_log")), WandbWriter(tracker)])
-    model.set_logger(sb3_logger)
+        model = cls(self.agent["policy"], venv, seed=self.seed, device=device, verbose=0, **self.ppo_kwargs)
+        return model, venv
 
-    checkpointer = RolloutCheckpoint(ckpt_dir, every)
-    callbacks: list[BaseCallback] = [checkpointer, TraineeMetrics(tracker)]
-    if int(agent.get("eval_every", 0)) > 0:
-        eval_every = -(-int(agent["eval_every"]) // rollout) * rollout  # whole rollouts: each policy scored once
-        ekw = dict(eval_env_kwargs or env_kwargs)
-        callbacks.append(CheckpointSelection(ekw, selection_seeds(agent), eval_every, out, tracker=tracker))
-    callbacks += extra_callbacks or []
+    def _make_callbacks(self) -> list[BaseCallback]:
+        self.checkpointer = RolloutCheckpoint(
+            self.ckpt_dir, _whole_rollouts(self.agent["checkpoint_every"], self.rollout)
+        )
+        callbacks: list[BaseCallback] = [self.checkpointer, TraineeMetrics(self.tracker)]
+        if int(self.agent.get("eval_every", 0)) > 0:
+            every = _whole_rollouts(self.agent["eval_every"], self.rollout)  # whole rollouts: each policy once
+            self.selection = CheckpointSelection(
+                self.eval_cfg or self.env_cfg, selection_seeds(self.agent), every, self.out, tracker=self.tracker
+            )
+            callbacks.append(self.selection)
+        if self.agent.get("progress", True):
+            selection = self.selection
+            callbacks.append(
+                ProgressLines(
+                    self.total,
+                    every_s=float(self.agent.get("progress_every_s", 30)),
+                    best_score=(lambda: selection.best_score) if selection is not None else None,
+                )
+            )
+        return callbacks + self.extra_callbacks
 
-    start_steps, t0 = model.num_timesteps, time.perf_counter()
-    remaining = max(0, total - model.num_timesteps)
-    try:
-        if remaining > 0:
-            model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False, progress_bar=progress)
-    except BaseException:
-        # Keep what was learned: the next run with this out_dir resumes from here. Mid-rollout the policy
-        # is still the one of the rollout's start, so the checkpoint is stamped with that step count and a
-        # resumed run ends on the same total as an uninterrupted one.
-        if checkpointer.boundary > start_steps:
-            model.num_timesteps = checkpointer.boundary
-            save_checkpoint(model, ckpt_dir)
-        raise
-    finally:
-        venv.close()
-    seconds = time.perf_counter() - t0
-    steps_this_run = model.num_timesteps - start_steps
-    save_checkpoint(model, ckpt_dir)
+    # ----- phase 2 ----------------------------------------------------------------------------------------
+    def learn(self) -> None:
+        """PPO up to `total_timesteps`; on any interruption (Ctrl-C, SIGTERM, an error) the policy is saved."""
+        assert self.model is not None and self.venv is not None and self.checkpointer is not None
+        self.start_steps, t0 = int(self.model.num_timesteps), time.perf_counter()
+        remaining = max(0, self.total - self.start_steps)
+        interrupted = False
+        with sigterm_interrupts():
+            try:
+                if remaining > 0:
+                    self.model.learn(
+                        remaining,
+                        callback=CallbackList(self.callbacks),
+                        reset_num_timesteps=False,
+                        progress_bar=self.progress_bar,
+                    )
+            except BaseException:
+                interrupted = True
+                self._save_on_interrupt()
+                raise
+            finally:
+                self._close_venv(quiet=interrupted)
+        self.seconds = time.perf_counter() - t0
+        save_checkpoint(self.model, self.ckpt_dir)
 
-    best = out / "best"
-    use_best = (
-        agent.get("artifact_from", "best") == "best"
-        and (best / "best_model.zip").is_file()
-        and (best / "vecnormalize.pkl").is_file()
+    def _save_on_interrupt(self) -> None:
+        # Keep what was learned: the next run with this out_dir resumes from here. Mid-rollout the policy is
+        # still the one of the rollout's start, so the checkpoint is stamped with that step count and a resumed
+        # run ends on the same total as an uninterrupted one.
+        assert self.checkpointer is not None
+        if self.checkpointer.boundary > self.start_steps:
+            self.model.num_timesteps = self.checkpointer.boundary
+            path = save_checkpoint(self.model, self.ckpt_dir)
+            print(f"interrupted: saved {path}; run the same command again to resume", flush=True)
+
+    def _close_venv(self, quiet: bool) -> None:
+        assert self.venv is not None
+        try:
+            self.venv.close()
+        except Exception:
+            if not quiet:  # after an interruption (e.g. SIGTERM also killed the env workers) the cause matters
+                raise
+
+    # ----- phase 3 ----------------------------------------------------------------------------------------
+    def finalize(self) -> Path:
+        """The artifact (best or final policy), train_summary.json and the tracker summary."""
+        best = self.out / "best"
+        use_best = (
+            self.agent.get("artifact_from", "best") == "best"
+            and (best / "best_model.zip").is_file()
+            and (best / "vecnormalize.pkl").is_file()
+        )
+        if use_best:
+            model = algorithm_class(self.algo).load(best / "best_model.zip", device="cpu")
+            stats: Any = best / "vecnormalize.pkl"
+        else:
+            model, stats = self.model, self.venv
+        steps_this_run = int(self.model.num_timesteps) - self.start_steps
+        images_per_step = self.env_cfg.batch_size * self.env_cfg.steps_per_action
+        rate = steps_this_run / self.seconds if steps_this_run and self.seconds > 0 else None
+        throughput = {
+            "timesteps_this_run": steps_this_run,
+            "seconds_this_run": self.seconds,
+            "env_steps_per_s": rate,
+            "trainee_images_per_s": rate * images_per_step if rate else None,
+        }
+        artifact = save_artifact(
+            self.artifact_dir,
+            model=model,
+            vecnormalize=stats,
+            env_config=self.env_cfg.to_dict(),
+            algo=self.algo,
+            extra_meta={
+                "artifact_from": "best" if use_best else "final",
+                "total_timesteps": self.total,
+                "seed": self.seed,
+                **throughput,
+            },
+        )
+        (self.out / "train_summary.json").write_text(json.dumps(throughput, indent=2))
+        self.tracker.summary({f"controller/{k}": v for k, v in throughput.items() if v is not None})
+        return artifact
+
+    def run(self, tracker: Tracker | None = None) -> Path:
+        """setup -> learn -> finalize; returns the artifact folder `<out_dir>/controller`."""
+        if not self.setup(tracker):
+            return self.artifact_dir
+        self.learn()
+        return self.finalize()
+
+
+def train_controller(
+    env_kwargs: Mapping[str, Any] | EnvConfig,
+    agent: Mapping[str, Any],
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    tracker: Tracker | None = None,
+    eval_env_kwargs: Mapping[str, Any] | EnvConfig | None = None,
+    extra_callbacks: list[BaseCallback] | None = None,
+    progress: bool = False,
+) -> Path:
+    """Train (or resume) a controller; returns the artifact folder `<out_dir>/controller`.
+
+    `progress` turns on SB3's progress bar; the periodic progress lines are `agent.progress` (on by default).
+    """
+    run = TrainingRun(
+        env_kwargs,
+        agent,
+        out_dir,
+        seed=seed,
+        eval_env=eval_env_kwargs,
+        extra_callbacks=extra_callbacks,
+        progress_bar=progress,
     )
-    if use_best:
-        model, stats = cls.load(best / "best_model.zip", device="cpu"), best / "vecnormalize.pkl"
-    else:
-        stats = venv
-    images_per_step = env_cfg.batch_size * env_cfg.steps_per_action
-    rate = steps_this_run / seconds if steps_this_run and seconds > 0 else None
-    throughput = {
-        "timesteps_this_run": steps_this_run,
-        "seconds_this_run": seconds,
-        "env_steps_per_s": rate,
-        "trainee_images_per_s": rate * images_per_step if rate else None,
-    }
-    artifact = save_artifact(
-        artifact_dir,
-        model=model,
-        vecnormalize=stats,
-        env_config=env_cfg.to_dict(),
-        algo=algo,
-        extra_meta={
-            "artifact_from": "best" if use_best else "final",
-            "total_timesteps": total,
-            "seed": seed,
-            **throughput,
-        },
-    )
-    (out / "train_summary.json").write_text(json.dumps(throughput, indent=2))
-    tracker.summary({f"controller/{k}": v for k, v in throughput.items() if v is not None})
-    return artifact
+    return run.run(tracker)

@@ -7,6 +7,7 @@ Metric names are grouped: `trainee/*` (the network being trained), `controller/*
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from collections.abc import Mapping
@@ -91,6 +92,16 @@ class Tracker:
         if self.run is not None:
             self.run.finish()
             self.run = None
+
+
+def format_duration(seconds: float) -> str:
+    """12s, 3m05s, 1h07m: for progress lines and closing lines."""
+    if not math.isfinite(seconds):
+        return "?"
+    s = round(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 def tracker_from_config(

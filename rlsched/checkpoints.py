@@ -1,0 +1,204 @@
+"""A training run's folder: checkpoint I/O and the run's identity (`run_config.json`).
+
+<out>/checkpoints/step_<timesteps>/   model.zip + vecnormalize.pkl, written at rollout boundaries
+<out>/run_config.json                 what the run is: env config, agent config and seed (see `check_run_folder`)
+
+A re-run in the same folder resumes only a run of the same identity. Anything else (another env, other PPO
+settings, another seed) stops with an error naming the differing keys before any work, so a finished run's
+controller is never quietly reused for a request it does not answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rlsched.artifact import ENV_CONFIG, META, portable_env_config
+
+CKPT_PREFIX = "step_"
+RUN_CONFIG = "run_config.json"
+ABSENT = "<absent>"
+
+
+class RunConfigError(ValueError):
+    """The run folder holds a training run of another config; resuming it would answer the wrong request."""
+
+
+# ----- checkpoints -----------------------------------------------------------------------------------------
+def save_checkpoint(model, ckpt_dir: Path, keep: int = 2) -> Path:
+    """model.zip + vecnormalize.pkl under `step_<timesteps>`; keeps the newest `keep` checkpoints."""
+    # Write into a temporary folder and rename, so a crash mid-write never leaves a half checkpoint.
+    final = ckpt_dir / f"{CKPT_PREFIX}{model.num_timesteps:012d}"
+    tmp = ckpt_dir / f".tmp_{final.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save(tmp / "model.zip")
+    vn = model.get_vec_normalize_env()
+    if vn is not None:
+        vn.save(str(tmp / "vecnormalize.pkl"))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in sorted(ckpt_dir.glob(f"{CKPT_PREFIX}*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def checkpoint_timesteps(ckpt: Path) -> int:
+    return int(ckpt.name[len(CKPT_PREFIX) :])
+
+
+def latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    found = sorted(p for p in ckpt_dir.glob(f"{CKPT_PREFIX}*") if (p / "model.zip").is_file())
+    return found[-1] if found else None
+
+
+# ----- the run's identity ----------------------------------------------------------------------------------
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"agent": {"ppo": {"gamma": 1}}} -> {"agent.ppo.gamma": 1}; lists stay whole values."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out |= flatten(value, f"{name}.")
+        else:
+            out[name] = value
+    return out
+
+
+def differing_keys(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    *,
+    only_common: bool = False,
+    defaults: Mapping[str, Any] | None = None,
+) -> dict[str, tuple[Any, Any]]:
+    """Flattened keys whose values differ, as (old, new); `only_common` compares keys present in both only.
+
+    A key absent on one side counts as its value in `defaults` (flattened keys), if it has one there: an
+    option added to the code since a run started, left at its default, does not make it another run.
+    """
+    a, b = flatten(old), flatten(new)
+    keys = sorted(set(a) & set(b)) if only_common else sorted(set(a) | set(b))
+    fill = dict(defaults or {})
+    out = {}
+    for k in keys:
+        va, vb = a.get(k, fill.get(k, ABSENT)), b.get(k, fill.get(k, ABSENT))
+        if va != vb:
+            out[k] = (a.get(k, ABSENT), b.get(k, ABSENT))
+    return out
+
+
+def _describe(diff: Mapping[str, tuple[Any, Any]]) -> str:
+    def show(v: Any) -> str:
+        return v if v == ABSENT else json.dumps(v)
+
+    return "\n".join(f"  {k}: {show(old)} -> {show(new)}" for k, (old, new) in diff.items())
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RunConfigError(f"{path} is corrupt ({err}); delete it or choose another out_dir=...") from err
+
+
+def _legacy_record(out: Path) -> dict[str, Any]:
+    """What a folder written before run_config.json existed says about its run: the artifact's env and seed."""
+    record: dict[str, Any] = {}
+    if (out / "controller" / ENV_CONFIG).is_file():
+        record["env"] = portable_env_config(_read_json(out / "controller" / ENV_CONFIG))
+    if (out / "controller" / META).is_file() and "seed" in (meta := _read_json(out / "controller" / META)):
+        record["seed"] = meta["seed"]
+    return record
+
+
+def check_run_folder(
+    out_dir: str | Path,
+    identity: Mapping[str, Any],
+    *,
+    resume: bool,
+    budget: int,
+    ignore: tuple[str, ...] = (),
+    defaults: Mapping[str, Any] | None = None,
+) -> str:
+    """Whether `out_dir` may hold the run `identity`; reads only, so it runs before anything is created.
+
+    Returns "new" (no run there yet), "same" (the same run: resume or finish) or "legacy" (checkpoints written
+    before run_config.json existed: adopted, with a warning, if the artifact's env and seed agree). Raises
+    RunConfigError for another run's folder, for `resume=False` in a folder that holds a run, and for a
+    budget below the timesteps the run has already trained. Flattened keys in `ignore` may change freely;
+    `defaults` (flattened keys) stand in for keys one side lacks (see `differing_keys`).
+    """
+    out = Path(out_dir)
+    fix = f"Choose another out_dir=... for this config (or delete {out} to start over there)."
+    stored_path, ckpt = out / RUN_CONFIG, latest_checkpoint(out / "checkpoints")
+    if not stored_path.is_file() and ckpt is None:
+        return "new"
+    if not resume:
+        raise RunConfigError(
+            f"agent.resume=false starts a training run from scratch, but {out} already holds one. {fix}"
+        )
+    if stored_path.is_file():
+        status, stored, only_common = "same", _read_json(stored_path), False
+    else:
+        status, stored, only_common = "legacy", _legacy_record(out), True
+    found = differing_keys(stored, identity, only_common=only_common, defaults=defaults)
+    diff = {k: v for k, v in found.items() if k not in ignore}
+    if diff:
+        sweep = ""
+        if "seed" in diff:
+            sweep = f" A sweep over seeds needs one folder per seed, e.g. out_dir='{out}/seed${{seed}}'."
+        raise RunConfigError(
+            f"{out} holds a training run of another config; resuming it would reuse that run's controller.\n"
+            f"Differing keys (that run -> this request):\n{_describe(diff)}\n{fix}{sweep}"
+        )
+    if ckpt is not None and checkpoint_timesteps(ckpt) > budget:
+        raise RunConfigError(
+            f"{out} holds a run already trained for {checkpoint_timesteps(ckpt)} timesteps, more than "
+            f"agent.total_timesteps asks for ({budget} in whole rollouts); ask for at least that many. {fix}"
+        )
+    if status == "legacy":
+        warnings.warn(
+            f"{out} holds checkpoints but no {RUN_CONFIG} (a run from before run identities were recorded); "
+            f"adopting it as this config's run and writing {RUN_CONFIG}",
+            stacklevel=2,
+        )
+        print(f"warning: adopting {out} (checkpoints without {RUN_CONFIG}) as this config's training run")
+    return status
+
+
+def write_run_config(
+    out_dir: str | Path,
+    identity: Mapping[str, Any],
+    *,
+    replace: bool,
+    ignore: tuple[str, ...] = (),
+    defaults: Mapping[str, Any] | None = None,
+) -> None:
+    """Record the run's identity. A new run claims the file atomically: of two jobs started on one folder at
+    the same time, exactly one wins, and the other is checked against the winner's config."""
+    path = Path(out_dir) / RUN_CONFIG
+    tmp = path.with_name(f".{RUN_CONFIG}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(dict(identity), indent=2, sort_keys=True) + "\n")
+    try:
+        if replace:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)  # fails if the file exists: an atomic "create if absent"
+        except FileExistsError:
+            stored = _read_json(path)
+            found = differing_keys(stored, identity, defaults=defaults)
+            diff = {k: v for k, v in found.items() if k not in ignore}
+            if diff:
+                raise RunConfigError(
+                    f"another job claimed {path.parent} for another config at the same time:\n{_describe(diff)}\n"
+                    "Choose another out_dir=... for each job (e.g. out_dir=.../seed${seed} in a sweep)."
+                ) from None
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,109 @@
+"""Setup and teardown shared by the Hydra entry points (lightning-hydra-template's `task_wrapper`).
+
+    @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+    @task_wrapper
+    def main(cfg: DictConfig) -> None:
+        ...                                   # checks first: nothing written before they pass
+        with tracked(cfg.logger, job_type="train", config=to_dict(cfg), out_dir=out) as tracker:
+            ...
+
+`tracked` opens a tracker (W&B offline by default, see rlsched/tracking.py) and finishes it however the block
+ends. `task_wrapper` finishes any tracker still open when the task ends (say, one made by `open_tracker` for
+a factory such as tune.py's `tracker_for`) and prints how the task ended, how long it took and where its
+outputs are, on success and on failure alike.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rlsched.tracking import Tracker, format_duration, tracker_from_config
+
+T = TypeVar("T")
+_open_trackers: list[Tracker] = []
+
+
+def open_tracker(
+    logger_cfg: Mapping[str, Any],
+    *,
+    job_type: str,
+    config: Mapping[str, Any],
+    out_dir: str | os.PathLike,
+    name: str | None = None,
+) -> Tracker:
+    """A tracker from the `logger` config group, finished by `task_wrapper` at the latest."""
+    tracker = tracker_from_config(logger_cfg, job_type=job_type, config=config, out_dir=out_dir, name=name)
+    _open_trackers.append(tracker)
+    return tracker
+
+
+def finish_trackers() -> None:
+    """Finish every tracker opened by `open_tracker` (finishing twice is harmless)."""
+    while _open_trackers:
+        _open_trackers.pop().finish()
+
+
+@contextmanager
+def tracked(
+    logger_cfg: Mapping[str, Any],
+    *,
+    job_type: str,
+    config: Mapping[str, Any],
+    out_dir: str | os.PathLike,
+    name: str | None = None,
+) -> Iterator[Tracker]:
+    """A tracker for the duration of the block, finished however the block ends."""
+    tracker = open_tracker(logger_cfg, job_type=job_type, config=config, out_dir=out_dir, name=name)
+    try:
+        yield tracker
+    finally:
+        tracker.finish()
+        if tracker in _open_trackers:
+            _open_trackers.remove(tracker)
+
+
+def _outputs_note(out_dir: Any) -> str:
+    if not out_dir:
+        return ""
+    out = Path(str(out_dir))
+    if out.is_dir() and any(out.iterdir()):
+        return f"; outputs in {out.resolve()}"
+    return f"; nothing written to {out}"
+
+
+def closing_line(name: str, seconds: float, out_dir: Any, error: BaseException | None) -> str:
+    """How a task ended: on success where its outputs are; on failure what stopped it (the folder may hold
+    another run's outputs, e.g. when the request was refused, so it is only named)."""
+    took = format_duration(seconds)
+    if error is None:
+        return f"[{name}] done after {took}{_outputs_note(out_dir)}"
+    where = f"; out_dir {out_dir}" if out_dir else ""
+    return f"[{name}] stopped after {took} by {type(error).__name__}{where}"
+
+
+def task_wrapper(task: Callable[[Any], T]) -> Callable[[Any], T]:
+    """Wraps an entry point's `main(cfg)`: trackers finished, and one closing line on how it ended and where
+    its outputs are (read from `cfg.out_dir`; `cfg.task_name` names the task)."""
+
+    @functools.wraps(task)
+    def wrap(cfg: Any) -> T:
+        name = cfg.get("task_name") or task.__module__
+        t0, error = time.perf_counter(), None
+        try:
+            return task(cfg)
+        except BaseException as err:
+            error = err
+            raise
+        finally:
+            finish_trackers()
+            line = closing_line(name, time.perf_counter() - t0, cfg.get("out_dir"), error)
+            print(line, file=sys.stdout if error is None else sys.stderr, flush=True)
+
+    return wrap
