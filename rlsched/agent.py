@@ -222,7 +222,7 @@ class TrainingRun:
         write_run_config(
             self.out,
             self.identity,
-            replace=self.folder_status == "same",
+            replace=self.folder_status in ("same", "stale"),
             ignore=FREE_KEYS,
             defaults=identity_defaults(),
         )

@@ -107,6 +107,16 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise RunConfigError(f"{path} is corrupt ({err}); delete it or choose another out_dir=...") from err
 
 
+def has_run_state(out: Path) -> bool:
+    """Whether a training run has left anything a resume would use: checkpoints, best/, selection or PPO logs."""
+    return (
+        latest_checkpoint(out / "checkpoints") is not None
+        or (out / "best" / "best_model.zip").is_file()
+        or (out / "eval" / "selection.csv").is_file()
+        or (out / "sb3_log" / "progress.csv").is_file()
+    )
+
+
 def _legacy_record(out: Path) -> dict[str, Any]:
     """What a folder written before run_config.json existed says about its run: the artifact's env and seed."""
     record: dict[str, Any] = {}
@@ -128,8 +138,9 @@ def check_run_folder(
 ) -> str:
     """Whether `out_dir` may hold the run `identity`; reads only, so it runs before anything is created.
 
-    Returns "new" (no run there yet), "same" (the same run: resume or finish) or "legacy" (checkpoints written
-    before run_config.json existed: adopted, with a warning, if the artifact's env and seed agree). Raises
+    Returns "new" (no run there yet), "stale" (a run_config.json but nothing trained or logged: a run that
+    failed while starting; replaced), "same" (the same run: resume or finish) or "legacy" (a run written before
+    run_config.json existed: adopted, with a warning, if the artifact's env and seed agree). Raises
     RunConfigError for another run's folder, for `resume=False` in a folder that holds a run, and for a
     budget below the timesteps the run has already trained. Flattened keys in `ignore` may change freely;
     `defaults` (flattened keys) stand in for keys one side lacks (see `differing_keys`).
@@ -137,8 +148,8 @@ def check_run_folder(
     out = Path(out_dir)
     fix = f"Choose another out_dir=... for this config (or delete {out} to start over there)."
     stored_path, ckpt = out / RUN_CONFIG, latest_checkpoint(out / "checkpoints")
-    if not stored_path.is_file() and ckpt is None:
-        return "new"
+    if not has_run_state(out):
+        return "stale" if stored_path.is_file() else "new"
     if not resume:
         raise RunConfigError(
             f"agent.resume=false starts a training run from scratch, but {out} already holds one. {fix}"
@@ -164,11 +175,11 @@ def check_run_folder(
         )
     if status == "legacy":
         warnings.warn(
-            f"{out} holds checkpoints but no {RUN_CONFIG} (a run from before run identities were recorded); "
+            f"{out} holds a training run but no {RUN_CONFIG} (a run from before run identities were recorded); "
             f"adopting it as this config's run and writing {RUN_CONFIG}",
             stacklevel=2,
         )
-        print(f"warning: adopting {out} (checkpoints without {RUN_CONFIG}) as this config's training run")
+        print(f"warning: adopting {out} (a training run without {RUN_CONFIG}) as this config's training run")
     return status
 
 

@@ -183,3 +183,11 @@ def test_appending_csv_output_keeps_rows_widens_and_drops_a_partial_line(tmp_pat
     assert list(df.columns) == ["rollout/ep_rew_mean", "time/total_timesteps", "train/loss", "note"]
     assert df["time/total_timesteps"].tolist() == [10, 20, 30]
     assert df["train/loss"].isna().tolist() == [True, False, False] and df["note"].iloc[2] == "a,b"
+
+
+def test_a_run_config_without_any_training_is_replaced(train_kw, tmp_path):
+    """A run that failed while starting (say, a wrong data path) left only run_config.json: nothing to resume
+    and nothing to mix up, so a corrected request may use the folder."""
+    (tmp_path / RUN_CONFIG).write_text(json.dumps({"env": {"model": "cnn"}, "agent": {}, "seed": 5}))
+    train_controller(train_kw, agent_with(), tmp_path, seed=0)
+    assert json.loads((tmp_path / RUN_CONFIG).read_text())["seed"] == 0
