@@ -99,7 +99,7 @@ class Artifact:
             )
         # These change what the controller's inputs or outputs mean; the LR range and the task may differ.
         target = env.cfg.to_dict()
-        for key in ("obs_transform", "scale_range", "discrete_multipliers"):
+        for key in ("obs_transform", "scale_range", "scale_per", "discrete_multipliers"):
             if key in self.env_config and self.env_config[key] != target[key]:
                 raise ArtifactError(
                     f"controller {self.path} was trained with {key}={self.env_config[key]!r}, the target env has "
@@ -118,6 +118,9 @@ def load_artifact(path: str | Path, device: str = "cpu") -> Artifact:
         meta = json.loads((p / META).read_text())
         # Artifacts written before PLACE_KEYS were dropped still carry them: ignore them here too.
         env_config = portable_env_config(json.loads((p / ENV_CONFIG).read_text()))
+        # Artifacts written before `scale_per` existed applied the multiplier once per env step.
+        if env_config.get("action") == "scale":
+            env_config.setdefault("scale_per", "env_step")
     except json.JSONDecodeError as err:
         raise ArtifactError(f"controller artifact {p} has a corrupt JSON file: {err}") from err
     for key in ("algo", "feature_names", "action", "obs_shape"):

@@ -65,3 +65,23 @@ def test_committed_env_configs_carry_no_absolute_data_dir():
     for f in files:
         value = json.loads(f.read_text()).get("data_dir")
         assert value is None or not Path(value).is_absolute(), f"{f} carries data_dir={value!r}"
+
+
+def test_old_artifact_without_scale_per_keeps_its_per_env_step_meaning(tmp_path, tiny_env_kwargs):
+    """Artifacts written before `scale_per` scaled once per env step: they must not silently run per optimizer step."""
+    import pytest
+
+    from envs.lr_control import LRControlEnv
+    from rlsched.artifact import ArtifactError
+
+    art_dir = tmp_path / "old_artifact"
+    shutil.copytree(DEMO, art_dir)
+    cfg = json.loads((art_dir / ENV_CONFIG).read_text())
+    cfg.pop("scale_per", None)
+    (art_dir / ENV_CONFIG).write_text(json.dumps(cfg))
+    art = load_artifact(art_dir)
+    assert art.env_config["scale_per"] == "env_step"
+    features = art.meta["feature_names"]
+    with pytest.raises(ArtifactError, match="scale_per"):
+        art.check_compatible(LRControlEnv(**tiny_env_kwargs, features=features))
+    art.check_compatible(LRControlEnv(**tiny_env_kwargs, features=features, scale_per="env_step"))
