@@ -19,7 +19,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from rlsched.agent import train_controller
-from rlsched.config import PROJECT_ROOT, env_kwargs, to_dict
+from rlsched.config import PROJECT_ROOT, env_kwargs, resolve_reward_reference, to_dict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     with initialize_config_dir(str(PROJECT_ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={args.experiment}", "logger=none", *args.overrides])
     agent = to_dict(cfg.agent)
-    train_kw = env_kwargs(cfg.env, test_eval=False)
+    # A reference named in the config (paired reward) becomes the tuned baseline's spec before validation.
+    train_kw = env_kwargs(resolve_reward_reference(cfg.env, cfg.baselines), test_eval=False)
     for i, seed in enumerate(args.seeds):
         out = args.out / f"seed{seed}"
         out.mkdir(parents=True, exist_ok=True)
