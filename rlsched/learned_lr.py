@@ -343,7 +343,7 @@ class LearnedLR:
         if train_logits is None:
             train_logits = val_logits  # unused by the Observer when predictions come from the probe
         obs, raw = self.observer.observe(
-            train_loss=train_loss,
+            train_loss=train_loss.to(val_loss.device),  # a float passed to step() arrives on the CPU
             train_logits=train_logits,
             val_loss=val_loss,
             val_acc=val_acc,
