@@ -313,3 +313,27 @@ print("lr", sched.get_last_lr())
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("lr [")
+
+
+def test_example_runs_its_three_schedules(tmp_path):
+    """examples/learned_lr_torchvision.py end to end on random images (the shapes of Fashion-MNIST), one epoch."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("example", REPO / "examples" / "learned_lr_torchvision.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    gen = torch.Generator().manual_seed(SEED)
+
+    def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(n, 1, 28, 28, generator=gen), torch.randint(0, 10, (n,), generator=gen)
+
+    data = {"train": split(500), "val": split(200), "test": split(100)}
+    args = argparse.Namespace(artifact=str(REPO / "docs/results/demo_controller"), epochs=1, batch_size=50, every=5,
+                              seed=SEED)  # fmt: skip
+    results = {name: example.train(name, data, args) for name in ("learned", "plateau", "one_cycle")}
+    for r in results.values():
+        assert len(r["lrs"]) == 10 and 0 <= r["test_acc"] <= 1
+    assert results["one_cycle"]["lrs"][0] == pytest.approx(example.LR / 10)
+    example.plot(results, tmp_path / "lr.png")
+    assert (tmp_path / "lr.png").stat().st_size > 0
