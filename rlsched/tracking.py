@@ -10,6 +10,7 @@ import json
 import math
 import os
 import struct
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,13 @@ class Tracker:
 
     def finish(self) -> None:
         if self.run is not None:
+            run_dir = self.run_dir
             self.run.finish()
             self.run = None
+            # finish() can return before W&B's writer process has flushed the run file's last block (the last
+            # history rows, the summary): wait for its closing record, so that the file is whole once we return.
+            if run_dir is not None and any(run_dir.glob("run-*.wandb")):
+                wait_for_run_file(run_dir)
 
 
 def format_duration(seconds: float) -> str:
@@ -146,6 +152,8 @@ def _records(path: Path):
             pos += left_in_block
             continue
         _, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
+        if pos + _HEADER + length > len(data):  # a record still being written
+            break
         chunk = data[pos + _HEADER : pos + _HEADER + length]
         pos += _HEADER + length
         if kind == 1:
@@ -161,17 +169,39 @@ def _records(path: Path):
             break
 
 
-def _run_records(run_dir: str | os.PathLike):
-    """The parsed protobuf Records of an offline run's `run-*.wandb` file."""
+def _parsed_records(run_dir: str | os.PathLike) -> list:
     from wandb.proto import wandb_internal_pb2 as pb
 
     files = sorted(Path(run_dir).glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"no run-*.wandb file in {run_dir}")
+    out = []
     for raw in _records(files[0]):
         rec = pb.Record()
         rec.ParseFromString(raw)
-        yield rec
+        out.append(rec)
+    return out
+
+
+def _is_closed(records: list) -> bool:
+    return bool(records) and records[-1].WhichOneof("record_type") == "exit"
+
+
+def wait_for_run_file(run_dir: str | os.PathLike, timeout_s: float = 30.0) -> bool:
+    """Wait until a finished run's file ends with its `exit` record; False if it did not within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not _is_closed(_parsed_records(run_dir)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _run_records(run_dir: str | os.PathLike, timeout_s: float = 10.0) -> list:
+    """The parsed protobuf Records of an offline run's `run-*.wandb` file; a run just finished (perhaps by
+    another process) is given `timeout_s` to be written out whole, else what is there is read."""
+    wait_for_run_file(run_dir, timeout_s)
+    return _parsed_records(run_dir)
 
 
 def _items(items) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from rlsched.agent import train_controller
 from rlsched.artifact import load_artifact
 from rlsched.callbacks import AppendingCSVOutput
 from rlsched.checkpoints import RUN_CONFIG, RunConfigError
-from rlsched.tracking import Tracker, read_offline_history
+from rlsched.tracking import Tracker, read_offline_history, wait_for_run_file
 
 BASE_AGENT = {
     "algo": "ppo",
@@ -191,3 +191,20 @@ def test_a_run_config_without_any_training_is_replaced(train_kw, tmp_path):
     (tmp_path / RUN_CONFIG).write_text(json.dumps({"env": {"model": "cnn"}, "agent": {}, "seed": 5}))
     train_controller(train_kw, agent_with(), tmp_path, seed=0)
     assert json.loads((tmp_path / RUN_CONFIG).read_text())["seed"] == 0
+
+
+def test_a_finished_tracker_leaves_a_whole_run_file(tmp_path):
+    """W&B's finish() can return before its writer has flushed the file's last block (seen under load: the last
+    history row missing). Tracker.finish waits for the closing `exit` record; a cut file is recognised."""
+    tracker = Tracker(backend="wandb", mode="offline", dir=tmp_path / "wb")
+    run_dir = tracker.run_dir
+    for step in range(50):
+        tracker.log({"x": float(step)}, step=step)
+    tracker.finish()
+    assert wait_for_run_file(run_dir, timeout_s=0)
+    assert read_offline_history(run_dir)[-1]["x"] == 49.0
+    (run_file,) = run_dir.glob("run-*.wandb")
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / run_file.name).write_bytes(run_file.read_bytes()[:-20])
+    assert not wait_for_run_file(cut, timeout_s=0.3)
