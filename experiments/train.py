@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from envs.lr_control import EnvConfig
 from rlsched.agent import TrainingRun
-from rlsched.config import build_baselines, env_kwargs, to_dict
+from rlsched.config import build_baselines, env_kwargs, resolve_reward_reference, to_dict
 from rlsched.entry import task_wrapper, tracked
 from rlsched.evaluate import evaluate_task, require_env_data
 from rlsched.harness import ensure_writable
@@ -23,10 +23,12 @@ from rlsched.harness import ensure_writable
 def main(cfg: DictConfig) -> None:
     # Everything that can be wrong with the request fails here, before any training or any file is written:
     # agent and env configs, a run folder holding another config's run, missing data, unknown baselines.
-    train_env = EnvConfig.from_kwargs(**{**to_dict(cfg.env), "test_eval": False})  # no test set in training
+    # A paired reward's reference named in the config (e.g. `plateau`) becomes that baseline's tuned spec.
+    env_cfg = resolve_reward_reference(cfg.env, cfg.baselines, cfg.benchmark.tuned_dir)
+    train_env = EnvConfig.from_kwargs(**{**env_cfg, "test_eval": False})  # no test set in training
     run = TrainingRun(train_env, to_dict(cfg.agent), cfg.out_dir, seed=cfg.seed)
     require_env_data(train_env.to_dict())
-    eval_kw = env_kwargs(cfg.env)
+    eval_kw = env_kwargs(env_cfg)
     if cfg.benchmark.enabled:  # a typo in the benchmark's controllers must not cost a finished training
         build_baselines(list(cfg.benchmark.controllers), cfg.baselines, eval_kw, use_tuned=False)
     out = ensure_writable(cfg.out_dir)

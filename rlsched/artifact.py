@@ -20,7 +20,7 @@ MODEL, VECNORM, ENV_CONFIG, META = "model.zip", "vecnormalize.pkl", "env_config.
 ALGORITHMS = ("ppo", "recurrent_ppo")
 # Env options that say where training ran, not what the env is. An artifact is evaluated on other machines,
 # where the training machine's data path (or device) would override the local setting, so they are not kept.
-PLACE_KEYS = ("data_dir", "device", "torch_threads")
+PLACE_KEYS = ("data_dir", "device", "torch_threads", "reference_cache_dir")
 
 
 def portable_env_config(env_config: dict) -> dict:

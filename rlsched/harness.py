@@ -37,7 +37,7 @@ RESULTS, ENV_CONFIG = "results.csv", "env_config.json"
 # numbers come out whatever their value, so they stay out of the env identity. Everything else (data subset
 # sizes, model, optimizer, budget, action and reward settings, which final evaluations run, and the device
 # type, since CPU and GPU kernels round differently) changes the numbers and is part of it.
-NOT_IN_ENV_IDENTITY = ("data_dir", "verify_checksums", "torch_threads")
+NOT_IN_ENV_IDENTITY = ("data_dir", "verify_checksums", "torch_threads", "reference_cache_dir")
 
 
 class ResultsFolderError(ValueError):

@@ -15,6 +15,7 @@ the baselines run once. Outputs in --out: per-layout benchmark folders (results.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -74,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             ctrl = f"{name}_s{k}"
             groups.setdefault(layout_of(artifact), {})[ctrl] = str(artifact)
             ppo_seed[ctrl] = k
-    frames = []
+    frames, folders = [], []
     for i, (layout, learned) in enumerate(groups.items()):
         env_kw = env_kwargs({**base_env, **{k: json.loads(v) for k, v in layout}})
-        folder = args.out / f"layout{i}"
+        # Named by the layout itself, so separate invocations (e.g. one per layout, in parallel) share folders.
+        folder = args.out / ("layout_" + hashlib.sha1(repr(layout).encode()).hexdigest()[:8])
         print(f"[protocol] layout {i}: {dict(layout)} -> {folder} ({len(learned)} controllers, {len(seeds)} seeds)")
         evaluate_task(
             env_kw,
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             tuned_dir=cfg.benchmark.tuned_dir,
         )
         frames.append(pd.read_csv(folder / "results.csv"))
+        folders.append(folder)
     results = pd.concat(frames, ignore_index=True).drop_duplicates(["controller", "seed"], keep="last")
     results = results[results["seed"].isin(seeds)]
     configurations = {name: {f"{name}_s{k}": k for k in by_seed} for name, by_seed in runs.items()}
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     (args.out / "protocol.md").write_text(md + "\n")
-    files = [f for i in range(len(groups)) for f in sorted((args.out / f"layout{i}" / "curves").glob("*.csv"))]
+    files = [f for folder in folders for f in sorted((folder / "curves").glob("*.csv"))]
     curves = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     curves = curves[curves["seed"].isin(seeds)]
     plot_schedules(curves, configurations, [reference, *[b for b in ("one_cycle", "warmup_cosine") if b != reference]],

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from envs.lr_control import EnvConfig
 from rlsched.agent import validate_agent_config
-from rlsched.config import build_baselines, env_kwargs, to_dict
+from rlsched.config import build_baselines, env_kwargs, resolve_reward_reference, to_dict
 from rlsched.controllers import BASELINES
 from rlsched.tuning import check_lr_range, search_space
 
@@ -39,7 +39,7 @@ def _check(cfg, config_name: str) -> None:
             )
         build_baselines(list(cfg.controllers), cfg.baselines, EnvConfig().to_dict(), use_tuned=False)
         return
-    kw = env_kwargs(cfg.env)
+    kw = env_kwargs(resolve_reward_reference(cfg.env, cfg.baselines) if "baselines" in cfg else cfg.env)
     if config_name == "train":
         validate_agent_config(to_dict(cfg.agent))
         build_baselines(list(cfg.benchmark.controllers), cfg.baselines, kw, use_tuned=False)
