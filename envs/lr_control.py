@@ -26,11 +26,11 @@ from envs.rewards import REWARD_TYPES, make_reward
 from rlsched.data import DATASETS, check_sizes, make_splits
 from rlsched.features import DEFAULT_FEATURES, FEATURE_PRESETS, OBS_TRANSFORMS, feature_table
 from rlsched.models import MODELS, OPTIMIZERS, build_model
-from rlsched.trainee import Trainee
+from rlsched.trainee import Trainee, observed_of, split_params
 
 SCALE_PER = ("optimizer_step", "env_step")
 # Fields added after results folders and artifacts began storing env configs; None (their default) means "absent".
-LATER_FIELDS = ("reward_reference", "reference_cache_dir")
+LATER_FIELDS = ("reward_reference", "reference_cache_dir", "controlled_params", "other_lr")
 __all__ = ["ACTION_TYPES", "PREDICTION_SOURCES", "REWARD_TYPES", "SCALE_PER", "EnvConfig", "LRControlEnv"]
 
 
@@ -39,7 +39,7 @@ INT_FIELDS = ("val_probe", "batch_size", "eval_batch_size", "steps_per_action", 
 OPTIONAL_INT_FIELDS = ("train_size", "val_size", "test_size", "split_seed", "torch_threads")
 REAL_FIELDS = ("initial_lr", "momentum", "weight_decay", "lr_min", "lr_max", "ema_decay", "max_loss")
 REAL_FIELDS += ("weight_bound", "reward_baseline")
-OPTIONAL_REAL_FIELDS = ("divergence_loss", "divergence_penalty")
+OPTIONAL_REAL_FIELDS = ("divergence_loss", "divergence_penalty", "other_lr")
 BOOL_FIELDS = ("verify_checksums", "final_val_eval", "test_eval")
 STR_FIELDS = ("dataset", "model", "optimizer", "action", "scale_per", "obs_transform", "prediction_source")
 STR_FIELDS += ("reward", "device")
@@ -70,6 +70,11 @@ class EnvConfig:
     weight_decay: float = 0.0
     batch_size: int = 1000
     eval_batch_size: int = 2000
+    # The parameters whose LR the controller sets, as module-name prefixes of the trainee (["head"] for the MLP's
+    # output layer, ["fc1", "fc2"] for the CNN's dense layers); null: the whole network. The observed layers are
+    # then the controlled ones' last two dense weights (the weight and bias of the only one).
+    controlled_params: tuple[str, ...] | None = None
+    other_lr: float | None = None  # the fixed LR of the parameters not controlled; null: initial_lr
     # episode
     steps_per_action: int = 1  # K optimizer steps per env step
     episode_steps: int = 100
@@ -150,7 +155,8 @@ class EnvConfig:
         # bad depth fails here rather than at the first reset.
         with torch.device("meta"):
             spec = DATASETS[self.dataset]
-            build_model(self.model, spec.channels, spec.image_size, spec.num_classes, **self.model_kwargs)
+            net = build_model(self.model, spec.channels, spec.image_size, spec.num_classes, **self.model_kwargs)
+        self._check_controlled(net)
         if not self.initial_lr > 0:
             raise ValueError(f"initial_lr must be > 0, got {self.initial_lr}")
         if not 0 < self.lr_min < self.lr_max:
@@ -218,6 +224,26 @@ class EnvConfig:
         dm = self.discrete_multipliers
         if isinstance(dm, str | bytes) or not isinstance(dm, Sequence) or not all(map(_is_real, dm)):
             raise ValueError(f"discrete_multipliers must be a list of numbers, got {dm!r}")
+
+    def _check_controlled(self, net: torch.nn.Module) -> None:
+        """controlled_params name modules of this trainee, and they hold layers to observe; other_lr needs them."""
+        cp = self.controlled_params
+        if cp is None:
+            if self.other_lr is not None:
+                raise ValueError(
+                    f"other_lr={self.other_lr} is the rate of the parameters not controlled, but controlled_params "
+                    "is null (the controller drives the whole network); set controlled_params or leave other_lr null"
+                )
+            return
+        if isinstance(cp, str | bytes) or not isinstance(cp, Sequence) or not cp:
+            raise ValueError(f"controlled_params must be a non-empty list of module names (e.g. [head]), got {cp!r}")
+        if not all(isinstance(p, str) and p for p in cp) or len(set(cp)) != len(cp):
+            raise ValueError(f"controlled_params must be distinct, non-empty module names, got {list(cp)!r}")
+        self.controlled_params = tuple(cp)
+        controlled, _ = split_params(net, self.controlled_params)
+        observed_of(controlled)
+        if self.other_lr is not None and not (math.isfinite(self.other_lr) and self.other_lr > 0):
+            raise ValueError(f"other_lr must be a finite rate > 0 or null (initial_lr), got {self.other_lr}")
 
     def _check_reward_reference(self) -> None:
         ref = self.reward_reference
@@ -334,19 +360,8 @@ class LRControlEnv(gym.Env):
             split_seed = cfg.split_seed
         if split_seed != self._splits_seed:
             self._splits, self._splits_seed = self._make_splits(split_seed), split_seed
-        self.trainee = Trainee(
-            self._splits,
-            model=cfg.model,
-            model_kwargs=cfg.model_kwargs,
-            optimizer=cfg.optimizer,
-            lr=cfg.initial_lr,
-            batch_size=cfg.batch_size,
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-            init_seed=init_seed,
-            order_seed=order_seed,
-            device=self.device,
-            eval_batch_size=cfg.eval_batch_size,
+        self.trainee = Trainee.from_config(
+            cfg, self._splits, init_seed=init_seed, order_seed=order_seed, device=self.device
         )
         self.lr, self.t, self._needs_reset = cfg.initial_lr, 0, False
         self.observer.reset()
