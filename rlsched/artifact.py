@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 MODEL, VECNORM, ENV_CONFIG, META = "model.zip", "vecnormalize.pkl", "env_config.json", "meta.json"
 ALGORITHMS = ("ppo", "recurrent_ppo")
 # Env options that say where training ran, not what the env is. An artifact is evaluated on other machines,
@@ -83,6 +85,16 @@ class Artifact:
     vecnormalize: Any  # stable_baselines3 VecNormalize, without a venv: used for normalize_obs only
     env_config: dict
     meta: dict
+
+    def predict(self, obs, state=None, episode_start: bool = False, deterministic: bool = True) -> tuple[Any, Any]:
+        """(action, recurrent state) for one raw observation: normalized with the training-time VecNormalize
+        statistics, then answered by the policy. `state`/`episode_start` carry a recurrent policy's LSTM state
+        (PPO ignores them)."""
+        norm = self.vecnormalize.normalize_obs(np.asarray(obs, dtype=np.float32)[None])
+        action, state = self.model.predict(
+            norm, state=state, episode_start=np.array([episode_start]), deterministic=deterministic
+        )
+        return action[0], state
 
     def check_compatible(self, env) -> None:
         """Refuse an env whose observation layout or action type differs from the training env's."""

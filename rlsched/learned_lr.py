@@ -23,20 +23,20 @@ Loading needs torch and stable-baselines3 only (no Hydra, W&B or data).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from envs.actions import ActionMap, make_action_map
 from envs.lr_control import EnvConfig
 from envs.observer import Observer
 from rlsched.artifact import Artifact, ArtifactError, load_artifact
+from rlsched.trainee import evaluate
 
 # What a probe evaluation returns: (mean loss, accuracy, logits), tensors on any device.
 Evaluation = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -108,38 +108,28 @@ def _check_policy_fits(art: Artifact, observer: Observer, action_map: ActionMap)
         )
 
 
-def default_observed(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+def default_observed(
+    model: nn.Module, within: Collection[torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The env's choice of observed layers: a model's own `feature_params()` if it has one (rlsched's trainees),
-    else the weights of its last two `nn.Linear`, else the kernel and bias of its only one (as for the ResNet)."""
-    if hasattr(model, "feature_params"):
+    else the weights of its last two `nn.Linear`, else the kernel and bias of its only one (as for the ResNet).
+
+    `within`: the parameters the scheduler drives, when they are only part of the model's; the same choice is then
+    made among the `nn.Linear` layers they hold, as the env chooses for `controlled_params`."""
+    ids = None if within is None else {id(p) for p in within}
+    whole = ids is None or all(id(p) in ids for p in model.parameters())
+    if whole and hasattr(model, "feature_params"):
         return tuple(model.feature_params())  # type: ignore[return-value]
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear) and (whole or id(m.weight) in ids)]
     if len(linears) >= 2:
         return linears[-2].weight, linears[-1].weight
-    if len(linears) == 1 and linears[0].bias is not None:
+    if len(linears) == 1 and linears[0].bias is not None and (whole or id(linears[0].bias) in ids):
         return linears[0].weight, linears[0].bias
+    where = f"{type(model).__name__} has" if whole else "the controlled param group(s) hold"
     raise ValueError(
-        f"{type(model).__name__} has {len(linears)} nn.Linear layer(s), so the observed layers cannot be chosen "
-        "for it; pass observed=(penultimate_weight, last_weight)"
+        f"{where} {len(linears)} nn.Linear layer(s) (or one without its bias), so the observed layers cannot be "
+        "chosen; pass observed=(penultimate_weight, last_weight)"
     )
-
-
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int) -> Evaluation:
-    """(mean cross-entropy, accuracy, logits) in eval mode, in chunks, as the env's Trainee.evaluate; the model's
-    train/eval mode is restored so the user's next training step runs as it would have."""
-    was_training = model.training
-    device = next(model.parameters()).device
-    x, y = x.to(device), y.to(device)
-    model.eval()
-    try:
-        with torch.no_grad():
-            chunks = [model(x[i : i + chunk]) for i in range(0, len(x), chunk)]
-            logits = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
-            loss = F.cross_entropy(logits, y)
-            acc = (logits.max(1).indices == y).float().mean()
-    finally:
-        model.train(was_training)
-    return loss, acc, logits
 
 
 def _evaluator(spec: ProbeSpec, model: nn.Module | None, chunk: int, what: str) -> Callable[[], Evaluation]:
@@ -164,7 +154,7 @@ def _evaluator(spec: ProbeSpec, model: nn.Module | None, chunk: int, what: str) 
         x, y = spec
         if len(x) != len(y) or len(x) == 0:
             raise ValueError(f"{what}=(x, y) needs as many targets as inputs (at least one), got {len(x)}, {len(y)}")
-        return lambda: _evaluate(model, x, y, chunk)
+        return lambda: evaluate(model, x, y, chunk)
     raise TypeError(f"{what} must be tensors (x, y) with model=, or a callable returning (loss, logits); got {spec!r}")
 
 
@@ -181,7 +171,8 @@ class LearnedLR:
     in eval mode with cross-entropy) or a callable returning `(loss, logits)` or `(loss, logits, accuracy)`.
     `initial_batch`: one training batch (same size as the training batches), evaluated the same way before any
     training for the first observation, as the env does. `observed`: the (penultimate, last) parameters whose
-    statistics are features (default: from `model`, see `default_observed`).
+    statistics are features (default: from `model`, see `default_observed`; with `param_groups` holding part of
+    the model, from the layers in those groups, as the env chooses for `controlled_params`).
 
     `param_groups`: indices of the groups this scheduler drives (default: all). They must start at one LR; the
     others are left alone, so they can follow their own scheduler. LearnedLR writes its rate into its groups at
@@ -281,14 +272,15 @@ class LearnedLR:
     def _check_observed(
         self, model: nn.Module | None, observed: tuple[torch.Tensor, torch.Tensor] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        controlled = [p for g in self.param_groups for p in self.optimizer.param_groups[g]["params"]]
         if observed is None:
             if model is None:
                 raise ValueError("pass model= (its last two nn.Linear are observed) or observed=(penultimate, last)")
-            observed = default_observed(model)
+            observed = default_observed(model, controlled)
         if len(observed) != 2 or not all(isinstance(p, torch.Tensor) for p in observed):
             raise ValueError(f"observed must be two tensors (penultimate, last), got {observed!r}")
-        controlled = {id(p) for g in self.param_groups for p in self.optimizer.param_groups[g]["params"]}
-        outside = [i for i, p in enumerate(observed) if id(p) not in controlled]
+        ids = {id(p) for p in controlled}
+        outside = [i for i, p in enumerate(observed) if id(p) not in ids]
         if outside:
             which = " and ".join(("penultimate", "last")[i] for i in outside)
             raise ValueError(
@@ -366,16 +358,11 @@ class LearnedLR:
         self._pred_shape = shape
 
     def _act(self, obs: np.ndarray) -> Any:
-        art = self.artifact
-        norm = art.vecnormalize.normalize_obs(np.asarray(obs, dtype=np.float32)[None])
-        action, self._policy_state = art.model.predict(
-            norm,
-            state=self._policy_state,
-            episode_start=np.array([self._episode_start]),
-            deterministic=self.deterministic,
+        action, self._policy_state = self.artifact.predict(
+            obs, self._policy_state, self._episode_start, self.deterministic
         )
         self._episode_start = False
-        return action[0]
+        return action
 
     def _write_lr(self) -> None:
         for g in self.param_groups:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
-
 from rlsched.artifact import Artifact, load_artifact
 from rlsched.controllers.base import Controller
 
@@ -18,8 +16,8 @@ class LearnedController(Controller):
         self.artifact: Artifact = load_artifact(path)
         self.name = name or f"learned:{Path(path).name}"
         self.deterministic = deterministic
-        self._state = None
-        self._start = np.ones((1,), dtype=bool)
+        self._state = None  # LSTM state of a recurrent policy
+        self._start = True
 
     def identity(self) -> str:
         h = hashlib.sha1()
@@ -29,13 +27,10 @@ class LearnedController(Controller):
 
     def reset(self, env, obs, info) -> None:
         self.artifact.check_compatible(env)
-        self._state = None  # LSTM state of a recurrent policy
-        self._start = np.ones((1,), dtype=bool)
+        self._state = None
+        self._start = True
 
     def act(self, obs, info):
-        norm = self.artifact.vecnormalize.normalize_obs(np.asarray(obs, dtype=np.float32)[None])
-        action, self._state = self.artifact.model.predict(
-            norm, state=self._state, episode_start=self._start, deterministic=self.deterministic
-        )
-        self._start = np.zeros((1,), dtype=bool)
-        return action[0]
+        action, self._state = self.artifact.predict(obs, self._state, self._start, self.deterministic)
+        self._start = False
+        return action
