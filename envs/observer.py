@@ -18,7 +18,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rlsched.features import OBS_TRANSFORMS, centred_sum_of_squares, ema, feature_table, log_var, symlog
+from rlsched.features import (
+    LOG_EPS,
+    OBS_TRANSFORMS,
+    centred_sum_of_squares,
+    ema,
+    feature_table,
+    log_var,
+    symlog,
+)
 
 if TYPE_CHECKING:
     from envs.lr_control import EnvConfig
@@ -166,3 +174,117 @@ class Observer:
         bounds = zip(values, self._low_list, self._high_list, strict=True)
         obs = [_clip(0.0 if v != v else v, lo, hi) for v, lo, hi in bounds]
         return np.array(obs, dtype=np.float32)
+
+
+class BatchObserver:
+    """The features of N trainees at once, for a population trained in lockstep (envs.vector).
+
+    The same features, bounds, Box and EMA rule as `Observer` (whose instance it holds for them), computed on
+    tensors with a leading dimension N with one host sync per step, and finished in numpy. Row i's observation
+    equals what an `Observer` fed trainee i's signals returns, to float tolerance (the summation orders differ).
+    """
+
+    def __init__(self, observer: Observer, n: int) -> None:
+        self.single, self.n = observer, n
+        self.feature_names = observer.feature_names
+        self.space = observer.space
+        self._pred_ema = np.zeros(n)
+        self._change_ema = np.zeros(n)
+        self._fresh = np.ones(n, dtype=bool)  # no EMA yet: the next value starts it
+        self._prev_probs: torch.Tensor | None = None
+        self._uniform_rows = np.ones(n, dtype=bool)  # rows whose "previous predictions" are uniform
+
+    def reset_rows(self, rows: Sequence[int]) -> None:
+        """Rows that start a new run forget their EMAs and previous predictions (see `Observer.reset`)."""
+        rows = list(rows)
+        self._fresh[rows] = True
+        self._uniform_rows[rows] = True
+
+    def observe(
+        self,
+        *,
+        train_loss: torch.Tensor,
+        train_logits: torch.Tensor,
+        val_loss: torch.Tensor,
+        val_acc: torch.Tensor,
+        val_logits: torch.Tensor,
+        observed_params: tuple[torch.Tensor, torch.Tensor],
+        lrs: np.ndarray,
+        t: np.ndarray,
+        rows: Sequence[int] | None = None,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(observations (R, F), raw features as arrays (R,)) of `rows` (default: all N), whose signals are the
+        tensors given (leading dimension R); `lrs` and `t` are per row. See `Observer.observe`."""
+        rows = np.arange(self.n) if rows is None else np.asarray(list(rows))
+        logits = train_logits if self.single.prediction_source == "train" else val_logits
+        probs = F.softmax(logits, dim=-1)
+        prev = self._previous(rows, probs)
+        penult, last = observed_params
+        with torch.no_grad():
+            flat_p = penult.reshape(len(rows), -1)
+            p_mean = flat_p.mean(1)
+            centred = flat_p - p_mean[:, None]
+            flat_l = last.reshape(len(rows), -1)
+            stats = (
+                torch.stack(
+                    [
+                        val_loss,
+                        val_acc,
+                        train_loss.reshape(-1),
+                        probs.reshape(len(rows), -1).var(1, unbiased=False),
+                        (probs - prev).reshape(len(rows), -1).var(1, unbiased=False),
+                        p_mean,
+                        torch.einsum("nm,nm->n", centred, centred),
+                        flat_l.mean(1),
+                        flat_l.var(1, unbiased=False),
+                    ],
+                    dim=1,
+                )
+                .double()
+                .cpu()
+                .numpy()
+            )  # the step's single host sync
+        self._store(rows, probs)
+        vl, va, tl, pvar, pcvar, pm, pss, lm, lv = stats.T
+        decay = self.single.ema_decay
+        fresh = self._fresh[rows]
+        pred = np.log(pvar + LOG_EPS)
+        change = np.log(pcvar + LOG_EPS)
+        self._pred_ema[rows] = np.where(fresh, pred, decay * self._pred_ema[rows] + (1.0 - decay) * pred)
+        self._change_ema[rows] = np.where(fresh, change, decay * self._change_ema[rows] + (1.0 - decay) * change)
+        self._fresh[rows] = False
+        raw = {
+            "val_loss": vl,
+            "val_accuracy": va,
+            "train_loss": tl,
+            "pred_log_var_ema": self._pred_ema[rows].copy(),
+            "pred_change_log_var_ema": self._change_ema[rows].copy(),
+            "penult_weight_mean": pm,
+            "penult_weight_var": pss / flat_p.shape[1],
+            "last_weight_mean": lm,
+            "last_weight_var": lv,
+            "log10_lr": np.log10(np.asarray(lrs, dtype=np.float64)),
+            "progress": np.asarray(t, dtype=np.float64) / self.single.horizon,
+        }
+        return self.observation(raw), raw
+
+    def observation(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        """(R, F): the configured features, transformed, NaN as 0, clipped into the Box (as `Observer`)."""
+        values = np.stack([raw[f] for f in self.feature_names], axis=1)
+        if self.single.symlog:
+            values = symlog(values)
+        values = np.nan_to_num(values, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        return np.clip(values, self.single.low, self.single.high).astype(np.float32)
+
+    def _previous(self, rows: np.ndarray, probs: torch.Tensor) -> torch.Tensor:
+        if self._prev_probs is None or self._prev_probs.shape[1:] != probs.shape[1:]:
+            self._prev_probs = torch.full((self.n, *probs.shape[1:]), 1.0 / probs.shape[-1], device=probs.device)
+            self._uniform_rows[:] = True
+        uniform = self._uniform_rows[rows]
+        if uniform.any():
+            self._prev_probs[torch.as_tensor(rows[uniform])] = 1.0 / probs.shape[-1]
+        return self._prev_probs if len(rows) == self.n and (rows == np.arange(self.n)).all() else self._prev_probs[rows]
+
+    def _store(self, rows: np.ndarray, probs: torch.Tensor) -> None:
+        self._prev_probs[torch.as_tensor(rows)] = probs
+        self._uniform_rows[rows] = False

@@ -13,6 +13,25 @@ import gymnasium as gym
 import numpy as np
 
 
+class SeedQueue:
+    """Seeds of `seeds` in shuffled passes (reshuffled after every pass), the order fixed by `shuffle_seed`."""
+
+    def __init__(self, seeds: Sequence[int], shuffle_seed: int = 0) -> None:
+        if not seeds:
+            raise ValueError("a seed pool needs at least one seed")
+        self.seeds = [int(s) for s in seeds]
+        self.reseed(shuffle_seed)
+
+    def reseed(self, shuffle_seed: int) -> None:
+        self._rng = np.random.default_rng(shuffle_seed)
+        self._queue: list[int] = []
+
+    def next_seed(self) -> int:
+        if not self._queue:
+            self._queue = [self.seeds[i] for i in self._rng.permutation(len(self.seeds))]
+        return self._queue.pop()
+
+
 class SeedPool(gym.Wrapper):
     """Each reset draws the next seed of a shuffled pass over `seeds` (reshuffled after every pass).
 
@@ -22,23 +41,15 @@ class SeedPool(gym.Wrapper):
 
     def __init__(self, env: gym.Env, seeds: Sequence[int], shuffle_seed: int = 0):
         super().__init__(env)
-        if not seeds:
-            raise ValueError("SeedPool needs at least one seed")
-        self.seeds = [int(s) for s in seeds]
-        self._reseed(shuffle_seed)
-
-    def _reseed(self, shuffle_seed: int) -> None:
-        self._rng = np.random.default_rng(shuffle_seed)
-        self._queue: list[int] = []
+        self.queue = SeedQueue(seeds, shuffle_seed)
+        self.seeds = self.queue.seeds
 
     def next_seed(self) -> int:
-        if not self._queue:
-            self._queue = [self.seeds[i] for i in self._rng.permutation(len(self.seeds))]
-        return self._queue.pop()
+        return self.queue.next_seed()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
-            self._reseed(seed)
+            self.queue.reseed(seed)
         episode_seed = self.next_seed()
         obs, info = self.env.reset(seed=episode_seed, options=options)
         info["episode_seed"] = episode_seed

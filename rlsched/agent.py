@@ -29,10 +29,11 @@ from typing import Any
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 
 from envs.lr_control import EnvConfig, LRControlEnv
 from envs.seed_pool import SeedPool
+from envs.vector import LRControlVecEnv
 from rlsched.artifact import ALGORITHMS, PLACE_KEYS, algorithm_class, save_artifact
 from rlsched.callbacks import AppendingCSVOutput, ProgressLines, RolloutCheckpoint, TraineeMetrics, WandbWriter
 from rlsched.checkpoints import (
@@ -50,7 +51,7 @@ from rlsched.selection import CheckpointSelection
 from rlsched.tracking import Tracker
 
 POLICIES = {"ppo": ("MlpPolicy",), "recurrent_ppo": ("MlpLstmPolicy",)}
-VEC_ENVS = ("dummy", "subproc")
+VEC_ENVS = ("dummy", "subproc", "batched")
 # Where a run executes, not what it computes: left out of the run's identity, so a run may resume elsewhere.
 ENV_PLACE_KEYS = (*PLACE_KEYS, "verify_checksums")
 # Agent settings that change how a run is resumed, watched or executed, not the policy it trains.
@@ -95,7 +96,14 @@ def as_env_config(env: Mapping[str, Any] | EnvConfig) -> EnvConfig:
 def make_vec_env(
     env: Mapping[str, Any] | EnvConfig, n_envs: int, vec_env: str, seed: int, episode_seeds: list[int]
 ) -> VecEnv:
-    """`n_envs` envs whose episodes draw trainees from `episode_seeds`; `seed` only shuffles the draws."""
+    """`n_envs` envs whose episodes draw trainees from `episode_seeds`; `seed` only shuffles the draws.
+
+    `vec_env`: "dummy" (envs stepped in turn), "subproc" (one process each) or "batched" (one LRControlVecEnv
+    whose trainees train as one batched model: the same episodes to float tolerance, far faster on a GPU)."""
+    if vec_env == "batched":
+        venv: VecEnv = VecMonitor(LRControlVecEnv(as_env_config(env), n_envs, episode_seeds=episode_seeds))
+        venv.seed(seed)
+        return venv
     kwargs = as_env_config(env).to_dict()
     if vec_env == "subproc" and kwargs.get("torch_threads") is None:
         # One process per env: split the cores instead of letting each grab all of them.

@@ -1,0 +1,407 @@
+"""A population of N trainees trained in lockstep: one batched model, N learning rates, N data orders.
+
+`BatchedPopulation` stacks the N networks' parameters (leading dimension N) and runs them as one model with
+`torch.func.vmap` over `functional_call`: one forward and one backward per optimizer step for all N, and a
+per-trainee optimizer (Adam or SGD, the same update rules as `torch.optim`'s single-tensor code) whose learning
+rate is a vector. Trainee i is the trainee an `LRControlEnv` reset with the same seeds would build: the same
+split, initial weights and data order (`Trainee` stays the single env's exact torch.optim path; the two agree to
+float tolerance, tests/test_vector_env.py). Every trainee is independent of the others: a NaN in one stays there.
+
+Models with BatchNorm (the ResNet) keep running statistics that vmap cannot update in place: `LoopPopulation`
+steps N ordinary `Trainee`s one after another behind the same interface. `make_population` picks one.
+
+Everything returns tensors on the trainees' device; the caller decides when to synchronise with the host.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+
+from rlsched.data import DataSplits, make_splits
+from rlsched.models import build_model
+from rlsched.trainee import Trainee
+
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as build_optimizer uses them
+
+
+@dataclass
+class PopulationStep:
+    """One env step of every trainee: tensors with a leading dimension N."""
+
+    train_loss: torch.Tensor  # (N,) mean training loss over the K optimizer steps
+    last_logits: torch.Tensor  # (N, B, C) logits of the last training batch, before its update
+
+
+@dataclass
+class Evaluation:
+    loss: torch.Tensor  # (N,)
+    accuracy: torch.Tensor  # (N,)
+    logits: torch.Tensor  # (N, P, C)
+
+
+@dataclass(frozen=True)
+class TraineeSeeds:
+    """The three seeds an `LRControlEnv` draws from one episode seed."""
+
+    init: int
+    order: int
+    split: int
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+class PopulationSetup:
+    """What every population needs from the env config: the data, the model recipe, the optimizer."""
+
+    def __init__(self, cfg, n: int, device: torch.device) -> None:
+        if n < 1:
+            raise ValueError(f"a population needs n >= 1 trainees, got {n}")
+        self.cfg, self.n, self.device = cfg, n, device
+        self._splits: dict[int, DataSplits] = {}
+
+    def splits(self, split_seed: int) -> DataSplits:
+        """The split of seed `split_seed` (cached: trainees from a fixed split_seed share one)."""
+        if split_seed not in self._splits:
+            if len(self._splits) >= 4 * self.n:  # bound the cache: splits are per episode by default
+                self._splits.clear()
+            cfg = self.cfg
+            self._splits[split_seed] = make_splits(
+                cfg.dataset,
+                split_seed=split_seed,
+                data_dir=cfg.data_dir,
+                train_size=cfg.train_size,
+                val_size=cfg.val_size,
+                val_probe=cfg.val_probe,
+                test_size=cfg.test_size,
+                device=self.device,
+                verify_checksums=cfg.verify_checksums,
+            )
+        return self._splits[split_seed]
+
+    def build_net(self, init_seed: int) -> nn.Module:
+        """The network `Trainee` builds for `init_seed` (same RNG use), on the CPU."""
+        cfg = self.cfg
+        spec = self.splits_spec
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            return build_model(cfg.model, spec.channels, spec.image_size, spec.num_classes, **cfg.model_kwargs)
+
+    @property
+    def splits_spec(self):
+        from rlsched.data import DATASETS
+
+        return DATASETS[self.cfg.dataset]
+
+
+class BatchedPopulation:
+    """N trainees as one batched model (see the module docstring). Call `start(i, seeds)` for every row before
+    the first `train`; `start` again at any time restarts row i alone."""
+
+    def __init__(self, cfg, n: int, device: torch.device, eval_chunk: int | None = None) -> None:
+        self.setup = PopulationSetup(cfg, n, device)
+        self.cfg, self.n, self.device = cfg, n, device
+        self.batch_size = cfg.batch_size
+        template = self.setup.build_net(0)
+        if has_batch_norm(template):
+            raise ValueError(
+                f"model {cfg.model!r} has BatchNorm, whose running statistics a vmapped model cannot update; "
+                "use LoopPopulation (make_population picks it)"
+            )
+        self.names = [name for name, _ in template.named_parameters()]
+        self._base = copy.deepcopy(template).to("meta")
+        feature = template.feature_params()
+        by_id = {id(p): name for name, p in template.named_parameters()}
+        self.observed_names = (by_id[id(feature[0])], by_id[id(feature[1])])
+        self.params = {
+            name: torch.zeros((n, *p.shape), dtype=p.dtype, device=device).requires_grad_()
+            for name, p in template.named_parameters()
+        }
+        self.optimizer = cfg.optimizer
+        self._state = {name: [torch.zeros_like(p, requires_grad=False)] for name, p in self.params.items()}
+        if self.optimizer == "adam":
+            for name, p in self.params.items():
+                self._state[name].append(torch.zeros_like(p, requires_grad=False))
+        self.steps = np.zeros(n, dtype=np.int64)  # optimizer steps taken by each trainee since its start
+        self.lrs = np.full(n, float(cfg.initial_lr))
+        spec = self.setup.splits_spec
+        self.train_size = self.setup.splits(0).train_size if cfg.train_size is None else cfg.train_size
+        self.batches_per_epoch = self.train_size // self.batch_size
+        self.eval_chunk = eval_chunk or cfg.eval_batch_size
+        self.num_classes = spec.num_classes
+        self.x_pool, self.y_pool = self.setup.splits(0).x_pool, self.setup.splits(0).y_pool
+        self.train_idx = torch.zeros((n, self.train_size), dtype=torch.long, device=device)
+        self.perm = torch.zeros((n, self.train_size), dtype=torch.long, device=device)
+        self.probe_x = torch.zeros((n, cfg.val_probe, *self.x_pool.shape[1:]), device=device)
+        self.probe_y = torch.zeros((n, cfg.val_probe), dtype=torch.long, device=device)
+        self.row_splits: list[DataSplits | None] = [None] * n
+        self._orders: list[torch.Generator | None] = [None] * n
+        self._cursor = np.full(n, self.train_size, dtype=np.int64)  # forces a fresh permutation at the start
+        self._vforward = vmap(self._forward_one)
+
+    # ----- rows ---------------------------------------------------------------------------------------------
+    def start(self, row: int, seeds: TraineeSeeds) -> None:
+        """Trainee `row` starts afresh: the split, initial weights and data order of `seeds`, zero optimizer
+        state, the initial learning rate."""
+        splits = self.setup.splits(seeds.split)
+        net = self.setup.build_net(seeds.init)
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                self.params[name][row].copy_(p.to(self.device))
+            for buffers in self._state.values():
+                for b in buffers:
+                    b[row].zero_()
+            self.train_idx[row].copy_(splits.train_idx)
+            self.probe_x[row].copy_(splits.x_probe)
+            self.probe_y[row].copy_(splits.y_probe)
+        self.row_splits[row] = splits
+        self._orders[row] = torch.Generator().manual_seed(int(seeds.order))
+        self._cursor[row] = self.train_size
+        self.steps[row] = 0
+        self.lrs[row] = float(self.cfg.initial_lr)
+
+    def set_lrs(self, lrs: Sequence[float] | np.ndarray) -> None:
+        self.lrs = np.asarray(lrs, dtype=np.float64).copy()
+
+    def observed_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(penultimate, last) observed parameters of every trainee, each (N, ...)."""
+        return self.params[self.observed_names[0]].detach(), self.params[self.observed_names[1]].detach()
+
+    def net(self, row: int) -> nn.Module:
+        """Trainee `row` as an ordinary module (a copy), e.g. for its fingerprint."""
+        net = self.setup.build_net(0)
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                p.copy_(self.params[name][row].detach().cpu())
+        return net
+
+    # ----- training -----------------------------------------------------------------------------------------
+    def _forward_one(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self._base, params, (x,))
+
+    def _next_rows(self) -> torch.Tensor:
+        """(N, B) positions in each trainee's training split: epoch-wise reshuffles from each trainee's own
+        generator, exactly as `Trainee` draws them."""
+        for row in np.nonzero(self._cursor + self.batch_size > self.train_size)[0]:
+            self.perm[row].copy_(torch.randperm(self.train_size, generator=self._orders[row]))
+            self._cursor[row] = 0
+        start = torch.as_tensor(self._cursor, device=self.device)
+        cols = start[:, None] + torch.arange(self.batch_size, device=self.device)
+        self._cursor += self.batch_size
+        return self.perm.gather(1, cols)
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.train_idx.gather(1, self._next_rows())
+        return self.x_pool[idx], self.y_pool[idx]
+
+    def train(self, k: int) -> PopulationStep:
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        losses = []
+        for _ in range(k):
+            x, y = self._batch()
+            logits = self._vforward(self.params, x)
+            loss = self._per_trainee_loss(logits, y)
+            grads = torch.autograd.grad(loss.sum(), list(self.params.values()))
+            self._update(grads)
+            losses.append(loss.detach())
+        train_loss = losses[0] if k == 1 else torch.stack(losses).mean(0)
+        return PopulationStep(train_loss=train_loss, last_logits=logits.detach())
+
+    def _per_trainee_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        n, b, c = logits.shape
+        return F.cross_entropy(logits.reshape(n * b, c), y.reshape(n * b), reduction="none").view(n, b).mean(1)
+
+    def _row_vector(self, values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+        """(N,) host values as a device tensor shaped to broadcast over `like` (N, ...)."""
+        t = torch.as_tensor(values, dtype=like.dtype).to(self.device, non_blocking=True)
+        return t.view(-1, *([1] * (like.dim() - 1)))
+
+    @torch.no_grad()
+    def _update(self, grads: Sequence[torch.Tensor]) -> None:
+        cfg = self.cfg
+        self.steps += 1
+        for (name, p), g in zip(self.params.items(), grads, strict=True):
+            if cfg.weight_decay:
+                g = g.add(p, alpha=cfg.weight_decay)
+            if self.optimizer == "adam":
+                self._adam(p, g, *self._state[name])
+            else:
+                self._sgd(p, g, self._state[name][0])
+
+    def _adam(self, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor) -> None:
+        # torch.optim.Adam's single-tensor update, with the step size and bias correction per trainee.
+        beta1, beta2 = ADAM_BETAS
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        step_size = self.lrs / (1 - beta1**self.steps)
+        bc2_sqrt = np.sqrt(1 - beta2**self.steps)
+        denom = v.sqrt().div_(self._row_vector(bc2_sqrt, v)).add_(ADAM_EPS)
+        # (-1 * (m * step_size)) / denom: the same rounding as torch's addcdiv with value=-step_size.
+        p.addcdiv_(m * self._row_vector(step_size, p), denom, value=-1.0)
+
+    def _sgd(self, p: torch.Tensor, g: torch.Tensor, buf: torch.Tensor) -> None:
+        # torch.optim.SGD (no dampening, no Nesterov): a zero buffer makes the first step buf = g, as torch does.
+        buf.mul_(self.cfg.momentum).add_(g)
+        p.sub_(self._row_vector(self.lrs, p) * buf)
+
+    # ----- evaluation ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, rows: Sequence[int] | None = None) -> Evaluation:
+        """Each trainee (or each of `rows`) on its own inputs: x (R, M, ...), y (R, M); chunks of the M images
+        sized so that one call sees about `eval_chunk` images in all."""
+        params = self.params if rows is None else {k: v[list(rows)] for k, v in self.params.items()}
+        params = {k: v.detach() for k, v in params.items()}
+        r, m = y.shape
+        step = max(1, self.eval_chunk // r)
+        chunks = [self._vforward(params, x[:, i : i + step]) for i in range(0, m, step)]
+        logits = chunks[0] if len(chunks) == 1 else torch.cat(chunks, 1)
+        c = logits.shape[-1]
+        loss = F.cross_entropy(logits.reshape(r * m, c), y.reshape(r * m), reduction="none").view(r, m).mean(1)
+        acc = (logits.max(-1).indices == y).float().mean(1)
+        return Evaluation(loss, acc, logits)
+
+    def probe(self) -> Evaluation:
+        return self.evaluate(self.probe_x, self.probe_y)
+
+    def first_batch(self, rows: Sequence[int]) -> Evaluation:
+        """The untrained trainees of `rows` on the first training rows of their splits (the env's t=0 input)."""
+        idx = self.train_idx[list(rows), : self.batch_size]
+        return self.evaluate(self.x_pool[idx], self.y_pool[idx], rows)
+
+    def probe_rows(self, rows: Sequence[int]) -> Evaluation:
+        rows = list(rows)
+        return self.evaluate(self.probe_x[rows], self.probe_y[rows], rows)
+
+    def evaluate_split(self, rows: Sequence[int], which: str) -> tuple[np.ndarray, np.ndarray]:
+        """(loss, accuracy) of each trainee in `rows` on its full validation split or on the test set, as host
+        arrays; trainees one group at a time so that the inputs never hold N full splits at once."""
+        losses, accs = [], []
+        group = max(1, self.eval_chunk // 1000)
+        rows = list(rows)
+        for i in range(0, len(rows), group):
+            part = rows[i : i + group]
+            splits = [self.row_splits[r] for r in part]
+            x = torch.stack([s.x_val if which == "val" else s.x_test for s in splits])
+            y = torch.stack([s.y_val if which == "val" else s.y_test for s in splits])
+            ev = self.evaluate(x, y, part)
+            losses.append(ev.loss)
+            accs.append(ev.accuracy)
+        return torch.cat(losses).cpu().numpy(), torch.cat(accs).cpu().numpy()
+
+
+class LoopPopulation:
+    """N ordinary `Trainee`s stepped one after another behind `BatchedPopulation`'s interface: for models with
+    BatchNorm, and as the exact (torch.optim) reference."""
+
+    def __init__(self, cfg, n: int, device: torch.device, eval_chunk: int | None = None) -> None:
+        self.setup = PopulationSetup(cfg, n, device)
+        self.cfg, self.n, self.device = cfg, n, device
+        self.batch_size = cfg.batch_size
+        self.eval_chunk = eval_chunk or cfg.eval_batch_size
+        self.trainees: list[Trainee | None] = [None] * n
+        self.row_splits: list[DataSplits | None] = [None] * n
+        self.lrs = np.full(n, float(cfg.initial_lr))
+        self.batches_per_epoch = 0
+
+    def start(self, row: int, seeds: TraineeSeeds) -> None:
+        cfg = self.cfg
+        splits = self.setup.splits(seeds.split)
+        self.row_splits[row] = splits
+        self.trainees[row] = Trainee(
+            splits,
+            model=cfg.model,
+            model_kwargs=cfg.model_kwargs,
+            optimizer=cfg.optimizer,
+            lr=cfg.initial_lr,
+            batch_size=cfg.batch_size,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            init_seed=seeds.init,
+            order_seed=seeds.order,
+            device=self.device,
+            eval_batch_size=self.eval_chunk,
+        )
+        self.batches_per_epoch = self.trainees[row].batches_per_epoch
+        self.lrs[row] = float(cfg.initial_lr)
+
+    @property
+    def steps(self) -> np.ndarray:
+        return np.array([t.optimizer_steps for t in self.trainees])
+
+    def set_lrs(self, lrs: Sequence[float] | np.ndarray) -> None:
+        self.lrs = np.asarray(lrs, dtype=np.float64).copy()
+        for t, lr in zip(self.trainees, self.lrs, strict=True):
+            t.set_lr(float(lr))
+
+    def observed_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        pairs = [t.observed_params for t in self.trainees]
+        return torch.stack([p[0].detach() for p in pairs]), torch.stack([p[1].detach() for p in pairs])
+
+    def net(self, row: int) -> nn.Module:
+        return self.trainees[row].net
+
+    def train(self, k: int) -> PopulationStep:
+        results = [t.train(k) for t in self.trainees]
+        return PopulationStep(
+            train_loss=torch.stack([r.train_loss for r in results]),
+            last_logits=torch.stack([r.last_logits for r in results]),
+        )
+
+    def _evaluate_rows(self, rows: Sequence[int], inputs) -> Evaluation:
+        evals = [self.trainees[r].evaluate(*inputs(r)) for r in rows]
+        return Evaluation(*(torch.stack([e[i] for e in evals]) for i in range(3)))
+
+    def probe(self) -> Evaluation:
+        return self.probe_rows(range(self.n))
+
+    def probe_rows(self, rows: Sequence[int]) -> Evaluation:
+        return self._evaluate_rows(rows, lambda r: (self.row_splits[r].x_probe, self.row_splits[r].y_probe))
+
+    def first_batch(self, rows: Sequence[int]) -> Evaluation:
+        def inputs(r: int):
+            return self.row_splits[r].train_batch(torch.arange(self.batch_size, device=self.device))
+
+        return self._evaluate_rows(rows, inputs)
+
+    def evaluate_split(self, rows: Sequence[int], which: str) -> tuple[np.ndarray, np.ndarray]:
+        def inputs(r: int):
+            s = self.row_splits[r]
+            return (s.x_val, s.y_val) if which == "val" else (s.x_test, s.y_test)
+
+        ev = self._evaluate_rows(rows, inputs)
+        return ev.loss.cpu().numpy(), ev.accuracy.cpu().numpy()
+
+
+Population = BatchedPopulation | LoopPopulation
+
+
+def make_population(cfg, n: int, device: torch.device, kind: str = "auto") -> Population:
+    """`kind`: "batched" (one vmapped model), "loop" (N Trainees) or "auto" (batched unless the model has
+    BatchNorm, which only the loop supports)."""
+    if kind not in ("auto", "batched", "loop"):
+        raise ValueError(f"population kind must be auto, batched or loop, got {kind!r}")
+    if kind == "auto":
+        spec = PopulationSetup(cfg, n, device).splits_spec
+        with torch.device("meta"):
+            net = build_model(cfg.model, spec.channels, spec.image_size, spec.num_classes, **cfg.model_kwargs)
+        kind = "loop" if has_batch_norm(net) else "batched"
+    return (BatchedPopulation if kind == "batched" else LoopPopulation)(cfg, n, device)
+
+
+def trainee_seeds(episode_seed: int, split_seed: int | None) -> TraineeSeeds:
+    """The seeds `LRControlEnv.reset(seed=episode_seed)` draws (its np_random, seeded by the episode seed)."""
+    from gymnasium.utils import seeding
+
+    rng, _ = seeding.np_random(int(episode_seed))
+    init, order, split = (int(s) for s in rng.integers(0, 2**31 - 1, size=3))
+    return TraineeSeeds(init, order, split if split_seed is None else int(split_seed))
