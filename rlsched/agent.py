@@ -292,7 +292,12 @@ class TrainingRun:
         if int(self.agent.get("eval_every", 0)) > 0:
             every = _whole_rollouts(self.agent["eval_every"], self.rollout)  # whole rollouts: each policy once
             self.selection = CheckpointSelection(
-                self.eval_cfg or self.env_cfg, selection_seeds(self.agent), every, self.out, tracker=self.tracker
+                self.eval_cfg or self.env_cfg,
+                selection_seeds(self.agent),
+                every,
+                self.out,
+                tracker=self.tracker,
+                batched=self.agent.get("vec_env") == "batched",
             )
             callbacks.append(self.selection)
         if self.agent.get("progress", True):

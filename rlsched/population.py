@@ -257,13 +257,17 @@ class BatchedPopulation:
     # ----- evaluation ---------------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, rows: Sequence[int] | None = None) -> Evaluation:
-        """Each trainee (or each of `rows`) on its own inputs: x (R, M, ...), y (R, M); chunks of the M images
-        sized so that one call sees about `eval_chunk` images in all."""
+        """Each trainee (or each of `rows`) on its own inputs: x (R, M, ...), y (R, M)."""
+        return self._evaluate_chunks(lambda i, j: x[:, i:j], y, rows)
+
+    def _evaluate_chunks(self, inputs, y: torch.Tensor, rows: Sequence[int] | None) -> Evaluation:
+        """`inputs(i, j)` gives images i..j-1 of every row, (R, j-i, ...); chunks sized so that one call sees
+        about `eval_chunk` images in all."""
         params = self.params if rows is None else {k: v[list(rows)] for k, v in self.params.items()}
         params = {k: v.detach() for k, v in params.items()}
         r, m = y.shape
         step = max(1, self.eval_chunk // r)
-        chunks = [self._vforward(params, x[:, i : i + step]) for i in range(0, m, step)]
+        chunks = [self._vforward(params, inputs(i, min(i + step, m))) for i in range(0, m, step)]
         logits = chunks[0] if len(chunks) == 1 else torch.cat(chunks, 1)
         c = logits.shape[-1]
         loss = F.cross_entropy(logits.reshape(r * m, c), y.reshape(r * m), reduction="none").view(r, m).mean(1)
@@ -282,21 +286,16 @@ class BatchedPopulation:
         rows = list(rows)
         return self.evaluate(self.probe_x[rows], self.probe_y[rows], rows)
 
+    @torch.no_grad()
     def evaluate_split(self, rows: Sequence[int], which: str) -> tuple[np.ndarray, np.ndarray]:
         """(loss, accuracy) of each trainee in `rows` on its full validation split or on the test set, as host
-        arrays; trainees one group at a time so that the inputs never hold N full splits at once."""
-        losses, accs = [], []
-        group = max(1, self.eval_chunk // 1000)
+        arrays. Inputs are gathered chunk by chunk, never N whole splits at once."""
         rows = list(rows)
-        for i in range(0, len(rows), group):
-            part = rows[i : i + group]
-            splits = [self.row_splits[r] for r in part]
-            x = torch.stack([s.x_val if which == "val" else s.x_test for s in splits])
-            y = torch.stack([s.y_val if which == "val" else s.y_test for s in splits])
-            ev = self.evaluate(x, y, part)
-            losses.append(ev.loss)
-            accs.append(ev.accuracy)
-        return torch.cat(losses).cpu().numpy(), torch.cat(accs).cpu().numpy()
+        splits = [self.row_splits[r] for r in rows]
+        xs = [s.x_val if which == "val" else s.x_test for s in splits]
+        y = torch.stack([s.y_val if which == "val" else s.y_test for s in splits])
+        ev = self._evaluate_chunks(lambda i, j: torch.stack([x[i:j] for x in xs]), y, rows)
+        return ev.loss.cpu().numpy(), ev.accuracy.cpu().numpy()
 
 
 class LoopPopulation:

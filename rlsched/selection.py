@@ -29,6 +29,7 @@ import pandas as pd
 from stable_baselines3.common.callbacks import BaseCallback
 
 from envs.lr_control import EnvConfig, LRControlEnv
+from envs.vector import LRControlVecEnv
 from rlsched.tracking import Tracker
 
 SELECTION_CSV = "selection.csv"
@@ -56,6 +57,27 @@ def policy_final_losses(model, obs_normalizer, env: LRControlEnv, seeds: Sequenc
     return out
 
 
+def population_final_losses(model, obs_normalizer, venv: LRControlVecEnv, seeds: Sequence[int]) -> list[float]:
+    """`policy_final_losses` with the seeds run as populations of `venv.num_envs` trainees in lockstep (the last
+    group padded with repeats of its last seed, whose results are dropped)."""
+    n, out = venv.num_envs, []
+    for i in range(0, len(seeds), n):
+        group = [int(s) for s in seeds[i : i + n]]
+        obs, _ = venv.reset_to(group + [group[-1]] * (n - len(group)))
+        state, start = None, np.ones((n,), dtype=bool)
+        final = np.full(n, np.nan)
+        done = np.zeros(n, dtype=bool)
+        while not done.all():
+            action, state = model.predict(obs_normalizer(obs), state=state, episode_start=start, deterministic=True)
+            start = np.zeros((n,), dtype=bool)
+            obs, _, dones, infos = venv.step_actions(action)
+            for row in np.nonzero(dones)[0]:
+                final[row] = infos[row].get("final_val_loss", np.nan)
+            done |= dones
+        out += [float(v) if math.isfinite(v) else float("inf") for v in final[: len(group)]]
+    return out
+
+
 def read_selection_log(path: Path) -> pd.DataFrame:
     """selection.csv as a frame; a partial last line (a kill mid-append) is cut off the file first, so the
     next append starts on a line of its own."""
@@ -76,8 +98,11 @@ class CheckpointSelection(BaseCallback):
         every: int,
         out_dir: Path,
         tracker: Tracker | None = None,
+        batched: bool = False,
     ):
+        """`batched`: run the selection trainees as one population (envs.vector) instead of one after another."""
         super().__init__()
+        self.batched = batched
         base = env_kwargs.to_dict() if isinstance(env_kwargs, EnvConfig) else dict(env_kwargs)
         self.env_kwargs = {**base, "test_eval": False, "final_val_eval": True}
         self.seeds = [int(s) for s in seeds]
@@ -85,11 +110,14 @@ class CheckpointSelection(BaseCallback):
         self.best_dir = Path(out_dir) / "best"
         self.log_path = Path(out_dir) / "eval" / SELECTION_CSV
         self.tracker = tracker
-        self.env: LRControlEnv | None = None
+        self.env: LRControlEnv | LRControlVecEnv | None = None
         self.best_score, self.last_eval = math.inf, -1
 
     def _init_callback(self) -> None:
-        self.env = LRControlEnv(**self.env_kwargs)
+        if self.batched:
+            self.env = LRControlVecEnv(self.env_kwargs, len(self.seeds))
+        else:
+            self.env = LRControlEnv(**self.env_kwargs)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._restore()
         if self.last_eval < 0:
@@ -126,7 +154,8 @@ class CheckpointSelection(BaseCallback):
         assert self.env is not None
         vn = self.model.get_vec_normalize_env()
         normalizer = vn.normalize_obs if vn is not None else (lambda x: x)
-        losses = policy_final_losses(self.model, normalizer, self.env, self.seeds)
+        score_fn = population_final_losses if self.batched else policy_final_losses
+        losses = score_fn(self.model, normalizer, self.env, self.seeds)
         score = float(np.mean(losses))
         t = int(self.model.num_timesteps)
         self.last_eval = t

@@ -12,6 +12,14 @@ and reports the median over interleaved repeats, their ratio and the raw trainin
 The load average is recorded too: on a shared machine, other processes are the main source of noise.
 
     python scripts/bench_env.py [--cases mlp mlp_demo cnn] [--mlp-repeats 15] [--out results/bench_env.json]
+
+With --vector it times the batched vector env (envs.vector) instead, for N trainees in {1, 8, 64, 256}:
+  vector: LRControlVecEnv stepped by SB3's VecEnv API (zero actions, autoreset, final evaluations);
+  bare:   the same BatchedPopulation training without features, rewards or bookkeeping;
+  dummy:  N single envs in SB3's DummyVecEnv (for small N only);
+and reports env steps per second for each and the vector/bare time ratio.
+
+    python scripts/bench_env.py --vector --device cuda --cases mlp_demo cnn --n 1 8 64 256
 """
 
 from __future__ import annotations
@@ -173,6 +181,154 @@ def train_throughput(s: DataSplits, case: Case, batch: int = 1000) -> float:
     return case.throughput_steps * batch / (time.perf_counter() - start)
 
 
+# ----- the vector env: N trainees as one batched model ------------------------------------------------------
+VECTOR_CASES = {
+    # conf/env/demo.yaml's task: the MLP, 30 env steps of 5 optimizer steps at batch 1000, a 1000-image probe.
+    "mlp_demo": {"model": "mlp", "val_probe": 1000, "batch_size": 1000, "steps_per_action": 5, "episode_steps": 30},
+    # The paper's CNN on a 10k training subset, batch 128, 1280-image probe (issue 8's CPU case).
+    "cnn": {
+        "model": "cnn",
+        "train_size": 10000,
+        "val_size": 2000,
+        "test_size": 2000,
+        "val_probe": 1280,
+        "batch_size": 128,
+        "steps_per_action": 1,
+        "episode_steps": 8,
+    },
+}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_vector(venv, vector_steps: int) -> float:
+    """Seconds for `vector_steps` steps of the VecEnv (zero actions: the rate stays; autoreset included)."""
+    action = np.zeros((venv.num_envs, 1), dtype=np.float32)
+    venv.reset()
+    _sync(venv.device if hasattr(venv, "device") else torch.device("cpu"))
+    start = time.perf_counter()
+    for _ in range(vector_steps):
+        venv.step_async(action)
+        _, _, _, infos = venv.step_wait()
+    if any(i.get("diverged") for i in infos):
+        raise RuntimeError("a trainee diverged: it did less work than the bare loop")
+    _sync(venv.device if hasattr(venv, "device") else torch.device("cpu"))
+    return time.perf_counter() - start
+
+
+def run_bare(population, cfg, vector_steps: int, seed0: int) -> float:
+    """The same batched training without features, rewards or bookkeeping: train K steps, the probe loss fetched
+    once per step, full validation and test at each episode's end, the trainees restarted."""
+    from rlsched.population import trainee_seeds
+
+    n = population.n
+
+    def start_all(episode: int) -> None:
+        for row in range(n):
+            population.start(row, trainee_seeds(seed0 + episode * n + row, cfg.split_seed))
+        population.first_batch(range(n)).loss.cpu()
+        population.probe().loss.cpu()
+
+    start_all(0)
+    _sync(population.device)
+    start = time.perf_counter()
+    t, episode = 0, 0
+    for _ in range(vector_steps):
+        population.train(cfg.steps_per_action)
+        population.probe().loss.cpu()
+        t += 1
+        if t == cfg.episode_steps:
+            population.evaluate_split(range(n), "val")
+            population.evaluate_split(range(n), "test")
+            episode, t = episode + 1, 0
+            start_all(episode)
+    _sync(population.device)
+    return time.perf_counter() - start
+
+
+def bench_vector(name: str, n: int, data_dir: str, device: str, repeats: int, episodes: int, dummy: bool) -> dict:
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from envs.lr_control import EnvConfig
+    from envs.vector import LRControlVecEnv
+    from rlsched.population import BatchedPopulation
+
+    kw = {**VECTOR_CASES[name], "initial_lr": INITIAL_LR, "data_dir": data_dir, "device": device}
+    cfg = EnvConfig.from_kwargs(**kw)
+    steps = cfg.episode_steps * episodes
+    venv = LRControlVecEnv(cfg, n, episode_seeds=list(range(10_000)))
+    bare = BatchedPopulation(cfg, n, venv.device)
+    contenders = {"vector": lambda r: run_vector(venv, steps), "bare": lambda r: run_bare(bare, cfg, steps, 100 * r)}
+    if dummy:
+        dvec = DummyVecEnv([lambda: LRControlEnv(**kw) for _ in range(n)])
+        contenders["dummy"] = lambda r: run_vector(dvec, steps)
+    for fn in contenders.values():  # warm-up: allocator, kernels, data on the device
+        fn(99)
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    for r in range(repeats):
+        order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
+        for side in order:
+            times[side].append(contenders[side](r))
+        print(f"  {name} N={n} repeat {r + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    row = {
+        "case": name,
+        "n": n,
+        "device": str(venv.device),
+        "vector_steps": steps,
+        "times_s": times,
+        "env_steps_per_s": {k: n * steps / v for k, v in med.items()},
+        "vector_over_bare": med["vector"] / med["bare"],
+    }
+    if dummy:
+        row["vector_over_dummy"] = med["vector"] / med["dummy"]
+    return row
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return torch.cuda.get_device_name()
+    return machine()["cpu"]
+
+
+def vector_table(rows: list[dict]) -> str:
+    lines = [
+        "| case | device | N | env steps/s (vector env) | env steps/s (bare batched loop) | vector / bare time "
+        "| env steps/s (N envs in a DummyVecEnv) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        sps = r["env_steps_per_s"]
+        dummy = f"{sps['dummy']:,.0f}" if "dummy" in sps else "-"
+        lines.append(
+            f"| {r['case']} | {r['device_name']} | {r['n']} | {sps['vector']:,.0f} | {sps['bare']:,.0f} "
+            f"| {r['vector_over_bare']:.3f} | {dummy} |"
+        )
+    return "\n".join(lines)
+
+
+def main_vector(args) -> int:
+    rows = []
+    start = time.perf_counter()
+    for name in args.cases:
+        for n in args.n:
+            dummy = args.dummy_up_to is not None and n <= args.dummy_up_to
+            row = bench_vector(name, n, args.data_dir, args.device, args.repeats, args.episodes, dummy)
+            row["device_name"] = device_name(args.device)
+            rows.append(row)
+            print(f"[bench] {name} N={n}: {row['env_steps_per_s']} ({time.perf_counter() - start:.0f}s)", flush=True)
+    md = vector_table(rows)
+    print()
+    print(md)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": machine(), "results": rows, "table": md}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
 # ----- driver -----------------------------------------------------------------------------------------------
 def bench_case(name: str, case: Case, data_dir: str, repeats: int) -> dict:
     kwargs = case.env_kwargs(data_dir)
@@ -282,9 +438,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cnn-val-size", type=int, default=2000)
     p.add_argument("--cnn-test-size", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--vector", action="store_true", help="benchmark the batched vector env instead (below)")
+    p.add_argument("--device", default="cpu", help="--vector: cpu, cuda or auto")
+    p.add_argument("--n", type=int, nargs="+", default=[1, 8, 64, 256], help="--vector: population sizes")
+    p.add_argument("--repeats", type=int, default=3, help="--vector: interleaved repeats")
+    p.add_argument("--episodes", type=int, default=2, help="--vector: episodes per timing (autoresets included)")
+    p.add_argument("--dummy-up-to", type=int, default=8, help="--vector: also time N single envs up to this N")
     args = p.parse_args(argv)
     if not args.data_dir:
         p.error(f"no data root: set {DATA_DIR_ENV} or pass --data-dir")
+    if args.vector:
+        bad = [c for c in args.cases if c not in VECTOR_CASES]
+        if bad:
+            p.error(f"--vector cases are {list(VECTOR_CASES)}, got {bad}")
+        return main_vector(args)
 
     cases = {
         "mlp": Case(

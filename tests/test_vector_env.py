@@ -166,3 +166,18 @@ def test_ppo_trains_on_the_batched_vec_env(tiny_env_kwargs, tmp_path):
     assert load_artifact(artifact).model.num_timesteps == 40
     selection = (tmp_path / "eval" / "selection.csv").read_text().splitlines()
     assert len(selection) >= 3  # header, the starting policy, later checkpoints
+
+
+def test_selection_scores_agree_run_one_by_one_or_as_a_population(tiny_env_kwargs):
+    from stable_baselines3 import PPO
+
+    from rlsched.selection import policy_final_losses, population_final_losses
+
+    kw = {**tiny_env_kwargs, "episode_steps": 3, "test_eval": False}
+    venv = LRControlVecEnv(kw, 2)
+    model = PPO("MlpPolicy", venv, n_steps=4, batch_size=8, seed=0, policy_kwargs={"net_arch": [8]})
+    seeds = [30_000, 30_001, 30_002]  # three seeds on two rows: the last group is padded
+    one_by_one = policy_final_losses(model, lambda x: x, LRControlEnv(**kw), seeds)
+    population = population_final_losses(model, lambda x: x, venv, seeds)
+    np.testing.assert_allclose(population, one_by_one, atol=ATOL)
+    assert len(set(one_by_one)) == 3
