@@ -157,8 +157,18 @@ class Trainee:
         self.optimizer_steps = 0
 
     @classmethod
-    def from_config(cls, cfg, splits: DataSplits, *, init_seed: int, order_seed: int, device: torch.device) -> Trainee:
-        """The trainee an `envs.lr_control.EnvConfig` describes, on `splits`, with the given seeds."""
+    def from_config(
+        cls,
+        cfg,
+        splits: DataSplits,
+        *,
+        init_seed: int,
+        order_seed: int,
+        device: torch.device,
+        eval_batch_size: int | None = None,
+    ) -> Trainee:
+        """The trainee an `envs.lr_control.EnvConfig` describes, on `splits`, with the given seeds (and evaluation
+        chunk: null, the config's eval_batch_size)."""
         return cls(
             splits,
             model=cfg.model,
@@ -171,7 +181,7 @@ class Trainee:
             init_seed=init_seed,
             order_seed=order_seed,
             device=device,
-            eval_batch_size=cfg.eval_batch_size,
+            eval_batch_size=cfg.eval_batch_size if eval_batch_size is None else eval_batch_size,
             controlled_params=cfg.controlled_params,
             other_lr=cfg.other_lr,
         )
