@@ -49,6 +49,7 @@ def main(cfg: DictConfig) -> None:
                 tracker=tracker,
                 use_tuned=b.use_tuned,
                 tuned_dir=b.tuned_dir,
+                population=b.population,
             )
         print(md)
 

@@ -65,6 +65,7 @@ def main(cfg: DictConfig) -> None:
                     use_tuned=cfg.use_tuned,
                     tuned_dir=cfg.tuned_dir,
                     progress=cfg.progress,
+                    population=cfg.population,
                 )
             )
         finally:

@@ -31,7 +31,10 @@ def task_key(env_kw: Mapping[str, Any]) -> str:
     """Names a task by everything that changes what a tuned schedule should be: data, model, budget."""
     c = EnvConfig.from_kwargs(**env_kw)
     n = "all" if c.train_size is None else c.train_size
-    return f"{c.dataset}_{c.model}_{c.optimizer}_T{c.episode_steps}_K{c.steps_per_action}_B{c.batch_size}_N{n}"
+    key = f"{c.dataset}_{c.model}_{c.optimizer}_T{c.episode_steps}_K{c.steps_per_action}_B{c.batch_size}_N{n}"
+    if c.controlled_params:  # a schedule for part of the network, the rest at other_lr, is another task
+        key += "_G" + "+".join(c.controlled_params)
+    return key
 
 
 def tuned_file(env_kw: Mapping[str, Any], tuned_dir: str | Path | None = None) -> Path:

@@ -11,6 +11,7 @@ folder stops with an error naming the differing keys, so old numbers are never r
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -22,11 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from envs.lr_control import EnvConfig, LRControlEnv
+from envs.vector import LRControlVecEnv
 from rlsched.controllers.base import Controller
 from rlsched.tracking import Tracker
 
@@ -229,6 +232,75 @@ def run_episode(env: LRControlEnv, controller: Controller, seed: int) -> Episode
     return EpisodeResult(curves, final)
 
 
+def run_population(venv: LRControlVecEnv, controller: Controller, seeds: Sequence[int]) -> list[EpisodeResult]:
+    """`run_episode` for several seeds at once: one copy of `controller` per row of `venv` (a population trained
+    in lockstep), rows beyond `len(seeds)` padded with the last seed and dropped. The same episodes as
+    `run_episode` gives, to float tolerance."""
+    n, k = venv.num_envs, len(seeds)
+    if not 1 <= k <= n:
+        raise ValueError(f"run_population needs 1..{n} seeds for a population of {n}, got {k}")
+    t0 = time.perf_counter()
+    obs, infos = venv.reset_to([int(s) for s in seeds] + [int(seeds[-1])] * (n - k))
+    inits = [fingerprint(venv.population.net(row)) for row in range(k)]
+    ctrls = [copy.deepcopy(controller) for _ in range(k)]
+    for row, ctrl in enumerate(ctrls):
+        ctrl.reset(venv, obs[row], infos[row])
+    rows: list[list[dict]] = [[_curve_row(infos[row])] for row in range(k)]
+    returns, last = np.zeros(k), list(infos[:k])
+    done = np.zeros(k, dtype=bool)
+    choice = [controller_default(venv, controller)] * n
+    while not done.all():
+        for row in np.nonzero(~done)[0]:
+            choice[row] = ctrls[row].act(obs[row], last[row])
+        step = venv.step_lrs if controller.sets_lr else venv.step_actions
+        obs, rewards, dones, infos = step(np.array(choice, dtype=np.float64 if controller.sets_lr else None))
+        for row in np.nonzero(~done)[0]:
+            returns[row] += rewards[row]
+            last[row] = infos[row]
+            rows[row].append(_curve_row(infos[row]))
+        done |= dones[:k]
+    wall = time.perf_counter() - t0
+    results = []
+    for row, seed in enumerate(seeds):
+        curves = pd.DataFrame(rows[row])
+        curves.insert(0, "seed", seed)
+        curves.insert(0, "controller", controller.name)
+        info = last[row]
+        final = {
+            "controller": controller.name,
+            "seed": seed,
+            "init_fingerprint": inits[row],
+            "steps": info["step"],
+            "diverged": bool(info.get("diverged", False)),
+            "return": float(returns[row]),
+            "final_lr": info["lr"],
+            **{key: info.get(key, float("nan")) for key in FINAL_KEYS},
+            # The population's time, shared out over its rows.
+            "env_seconds": wall / k,
+            "wall_seconds": wall / k,
+        }
+        results.append(EpisodeResult(curves, final))
+    return results
+
+
+def controller_default(venv: LRControlVecEnv, controller: Controller):
+    """What padding rows get: the initial rate (sets_lr) or the action that keeps the rate (scale action 0)."""
+    if controller.sets_lr:
+        return venv.cfg.initial_lr
+    space = venv.action_space
+    return np.zeros(space.shape, dtype=space.dtype) if space.shape else 0
+
+
+def _population_groups(todo: list[tuple[Any, Controller]], size: int) -> list[tuple[Controller, list[int]]]:
+    """The runs to do as (controller, seeds) groups of at most `size` seeds, in the order `todo` lists them."""
+    by_ctrl: dict[str, tuple[Controller, list[int]]] = {}
+    for seed, ctrl in todo:
+        by_ctrl.setdefault(ctrl.name, (ctrl, []))[1].append(int(seed))
+    if size == 1:
+        return [(ctrl, [int(seed)]) for seed, ctrl in todo]
+    return [(c, seeds[i : i + size]) for c, seeds in by_ctrl.values() for i in range(0, len(seeds), size)]
+
+
 def _curve_row(info: Mapping) -> dict:
     return {k: info[k] for k in ("step", "lr", "train_loss", "val_loss", "val_accuracy")}
 
@@ -242,6 +314,7 @@ def run_benchmark(
     tracker: Tracker | None = None,
     progress: bool = True,
     env: LRControlEnv | None = None,
+    population: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every controller on every seed; returns (results, curves), both also on disk in `out_dir`.
 
@@ -249,7 +322,9 @@ def run_benchmark(
     Runs already in `results.csv` with the same controller identity (parameters, or the artifact's bytes) are
     skipped, which is how an interrupted benchmark resumes; a changed controller is run again. A folder whose
     runs used another env config is refused (ResultsFolderError naming the differing keys), before any run.
-    `env`, when given, must be built from `env_kwargs`.
+    `env`, when given, must be built from `env_kwargs`. `population` > 1 runs up to that many seeds of a controller
+    as one population trained in lockstep (envs.vector; the same numbers to float tolerance, much faster on a
+    GPU); the `runner` column says which ran each row.
     """
     names = [c.name for c in controllers]
     if len(set(names)) != len(names):
@@ -274,22 +349,35 @@ def run_benchmark(
         if not prev.empty
         else set()
     )
-    env = env or LRControlEnv(**env_kwargs)
     todo = [(s, c) for s in seeds for c in controllers if (c.name, int(s)) not in done]
-    bar = tqdm(todo, desc="benchmark", disable=not progress, unit="run")
-    for seed, ctrl in bar:
-        bar.set_postfix(controller=ctrl.name, seed=seed)
+    if population < 1:
+        raise ValueError(f"population must be >= 1 (1: one env after another), got {population}")
+    groups = _population_groups(todo, population)
+    if population > 1 and groups:
+        venv = LRControlVecEnv(env_kwargs, max(len(g) for _, g in groups))
+    else:
+        env = env or LRControlEnv(**env_kwargs)
+    bar = tqdm(total=len(todo), desc="benchmark", disable=not progress, unit="run")
+    for ctrl, group in groups:
+        bar.set_postfix(controller=ctrl.name, seeds=f"{group[0]}..{group[-1]}")
         t0 = time.perf_counter()
-        res = run_episode(env, ctrl, int(seed))
-        atomic_write_text(out / "curves" / f"{ctrl.name}__seed{seed}.csv", res.curves.to_csv(index=False))
-        if tracker is not None:
-            keys = ("test_loss", "test_accuracy", "final_val_loss")
-            tracker.log({f"final/{ctrl.name}/{k}": res.final[k] for k in keys} | {"final/seed": seed})
-        # Everything the harness does for a run beyond the env's own reset/step time counts as overhead.
-        res.final["harness_seconds"] = time.perf_counter() - t0
-        res.final["identity"] = ident[ctrl.name]
-        res.final["env_identity"] = env_id
-        append_result(results_path, res.final)
+        if population > 1:
+            runs, runner = run_population(venv, ctrl, group), f"population{venv.num_envs}"
+        else:
+            runs, runner = [run_episode(env, ctrl, int(group[0]))], "single"
+        for seed, res in zip(group, runs, strict=True):
+            atomic_write_text(out / "curves" / f"{ctrl.name}__seed{seed}.csv", res.curves.to_csv(index=False))
+            if tracker is not None:
+                keys = ("test_loss", "test_accuracy", "final_val_loss")
+                tracker.log({f"final/{ctrl.name}/{k}": res.final[k] for k in keys} | {"final/seed": seed})
+            # Everything the harness does for a run beyond the env's own reset/step time counts as overhead.
+            res.final["harness_seconds"] = (time.perf_counter() - t0) / len(runs)
+            res.final["identity"] = ident[ctrl.name]
+            res.final["env_identity"] = env_id
+            res.final["runner"] = runner
+            append_result(results_path, res.final)
+            bar.update(1)
+    bar.close()
     results = read_results(results_path)
     # Keep the newest row of each current (controller, seed); rows of a changed controller are stale.
     current = (results["identity"] == results["controller"].map(ident)) & (results["env_identity"] == env_id)

@@ -111,6 +111,11 @@ class BatchedPopulation:
         self.setup = PopulationSetup(cfg, n, device)
         self.cfg, self.n, self.device = cfg, n, device
         self.batch_size = cfg.batch_size
+        if getattr(cfg, "controlled_params", None):
+            raise ValueError(
+                "a batched population gives every trainee one learning rate; env.controlled_params (per-group "
+                "control) needs LoopPopulation (make_population picks it)"
+            )
         template = self.setup.build_net(0)
         if has_batch_norm(template):
             raise ValueError(
@@ -316,15 +321,9 @@ class LoopPopulation:
         cfg = self.cfg
         splits = self.setup.splits(seeds.split)
         self.row_splits[row] = splits
-        self.trainees[row] = Trainee(
+        self.trainees[row] = Trainee.from_config(
+            cfg,
             splits,
-            model=cfg.model,
-            model_kwargs=cfg.model_kwargs,
-            optimizer=cfg.optimizer,
-            lr=cfg.initial_lr,
-            batch_size=cfg.batch_size,
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
             init_seed=seeds.init,
             order_seed=seeds.order,
             device=self.device,
@@ -386,14 +385,14 @@ Population = BatchedPopulation | LoopPopulation
 
 def make_population(cfg, n: int, device: torch.device, kind: str = "auto") -> Population:
     """`kind`: "batched" (one vmapped model), "loop" (N Trainees) or "auto" (batched unless the model has
-    BatchNorm, which only the loop supports)."""
+    BatchNorm or the controller drives one param group only, which only the loop supports)."""
     if kind not in ("auto", "batched", "loop"):
         raise ValueError(f"population kind must be auto, batched or loop, got {kind!r}")
     if kind == "auto":
         spec = PopulationSetup(cfg, n, device).splits_spec
         with torch.device("meta"):
             net = build_model(cfg.model, spec.channels, spec.image_size, spec.num_classes, **cfg.model_kwargs)
-        kind = "loop" if has_batch_norm(net) else "batched"
+        kind = "loop" if has_batch_norm(net) or cfg.controlled_params else "batched"
     return (BatchedPopulation if kind == "batched" else LoopPopulation)(cfg, n, device)
 
 

@@ -181,3 +181,34 @@ def test_selection_scores_agree_run_one_by_one_or_as_a_population(tiny_env_kwarg
     population = population_final_losses(model, lambda x: x, venv, seeds)
     np.testing.assert_allclose(population, one_by_one, atol=ATOL)
     assert len(set(one_by_one)) == 3
+
+
+def test_per_group_control_runs_as_a_loop_population(tiny_env_kwargs):
+    kw = {**tiny_env_kwargs, "controlled_params": ["head"], "other_lr": 1e-3}
+    venv = LRControlVecEnv(kw, 2)
+    assert isinstance(venv.population, LoopPopulation)
+    venv.reset_to(SEEDS[:2])
+    venv.step_lrs([0.05, 0.05])
+    groups = venv.population.trainees[0].opt.param_groups
+    assert [g["lr"] for g in groups] == [0.05, 1e-3]
+    from envs.lr_control import EnvConfig
+
+    with pytest.raises(ValueError, match="controlled_params"):
+        BatchedPopulation(EnvConfig.from_kwargs(**kw), 2, torch.device("cpu"))
+
+
+def test_harness_population_gives_the_single_runs(tiny_env_kwargs, tmp_path):
+    from rlsched.controllers import make_controller
+    from rlsched.harness import run_benchmark
+
+    ctrls = [make_controller("cosine", lr=0.01, name="cosine"), make_controller("constant", lr=0.003, name="const")]
+    seeds = [0, 1, 2]
+    single, _ = run_benchmark(tiny_env_kwargs, ctrls, seeds, tmp_path / "single", progress=False)
+    batched, curves = run_benchmark(tiny_env_kwargs, ctrls, seeds, tmp_path / "pop", progress=False, population=2)
+    assert set(batched["runner"]) == {"population2"} and set(single["runner"]) == {"single"}
+    key = ["controller", "seed"]
+    a, b = single.sort_values(key).reset_index(drop=True), batched.sort_values(key).reset_index(drop=True)
+    assert (a["init_fingerprint"] == b["init_fingerprint"]).all()
+    for col in ("test_loss", "final_val_loss", "final_lr", "return"):
+        np.testing.assert_allclose(b[col], a[col], atol=ATOL, err_msg=col)
+    assert len(curves) == len(ctrls) * len(seeds) * (tiny_env_kwargs["episode_steps"] + 1)
