@@ -26,17 +26,18 @@ from envs.rewards import REWARD_TYPES, make_reward
 from rlsched.data import DATASETS, check_sizes, make_splits
 from rlsched.features import DEFAULT_FEATURES, FEATURE_PRESETS, OBS_TRANSFORMS, feature_table
 from rlsched.models import MODELS, OPTIMIZERS, build_model
+from rlsched.precision import PRECISIONS, default_eval_chunk
 from rlsched.trainee import Trainee, observed_of, split_params
 
 SCALE_PER = ("optimizer_step", "env_step")
 # Fields added after results folders and artifacts began storing env configs; None (their default) means "absent".
-LATER_FIELDS = ("reward_reference", "reference_cache_dir", "controlled_params", "other_lr")
+LATER_FIELDS = ("reward_reference", "reference_cache_dir", "controlled_params", "other_lr", "precision")
 __all__ = ["ACTION_TYPES", "PREDICTION_SOURCES", "REWARD_TYPES", "SCALE_PER", "EnvConfig", "LRControlEnv"]
 
 
 # Field kinds, checked before anything else (see EnvConfig._check_types).
-INT_FIELDS = ("val_probe", "batch_size", "eval_batch_size", "steps_per_action", "episode_steps")
-OPTIONAL_INT_FIELDS = ("train_size", "val_size", "test_size", "split_seed", "torch_threads")
+INT_FIELDS = ("val_probe", "batch_size", "steps_per_action", "episode_steps")
+OPTIONAL_INT_FIELDS = ("eval_batch_size", "train_size", "val_size", "test_size", "split_seed", "torch_threads")
 REAL_FIELDS = ("initial_lr", "momentum", "weight_decay", "lr_min", "lr_max", "ema_decay", "max_loss")
 REAL_FIELDS += ("weight_bound", "reward_baseline")
 OPTIONAL_REAL_FIELDS = ("divergence_loss", "divergence_penalty", "other_lr")
@@ -69,7 +70,9 @@ class EnvConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 1000
-    eval_batch_size: int = 2000
+    # Images per evaluation call; null: chosen for the model and device (rlsched.precision.default_eval_chunk: 2000
+    # for the MLP and 256 for the convolutional models on a CPU, 8192 on a GPU), resolved at construction.
+    eval_batch_size: int | None = None
     # The parameters whose LR the controller sets, as module-name prefixes of the trainee (["head"] for the MLP's
     # output layer, ["fc1", "fc2"] for the CNN's dense layers); null: the whole network. The observed layers are
     # then the controlled ones' last two dense weights (the weight and bias of the only one).
@@ -112,6 +115,8 @@ class EnvConfig:
     test_eval: bool = True
     # compute
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
+    # Trainee arithmetic: null or "fp32" (exact float32, the default), "tf32" (GPU matrix units) or "bf16" (autocast)
+    precision: str | None = None
     torch_threads: int | None = None
 
     @classmethod
@@ -165,6 +170,12 @@ class EnvConfig:
             raise ValueError(
                 f"initial_lr={self.initial_lr} lies outside [lr_min, lr_max]=[{self.lr_min}, {self.lr_max}]"
             )
+        if self.eval_batch_size is None:
+            self.eval_batch_size = default_eval_chunk(self.model, self.device)
+        if self.precision == "fp32":
+            self.precision = None  # the default, spelled out: the same identity as leaving it null
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; allowed: {list(PRECISIONS)} or null (fp32)")
         for name in ("steps_per_action", "episode_steps", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -27,6 +27,7 @@ from torch.func import functional_call, vmap
 
 from rlsched.data import DataSplits, make_splits
 from rlsched.models import build_model
+from rlsched.precision import precision_scope
 from rlsched.trainee import Trainee
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as build_optimizer uses them
@@ -72,7 +73,7 @@ class PopulationSetup:
     def splits(self, split_seed: int) -> DataSplits:
         """The split of seed `split_seed` (cached: trainees from a fixed split_seed share one)."""
         if split_seed not in self._splits:
-            if len(self._splits) >= 4 * self.n:  # bound the cache: splits are per episode by default
+            if len(self._splits) >= self.n:  # bound the cache: splits are per episode by default, 31 MB each
                 self._splits.clear()
             cfg = self.cfg
             self._splits[split_seed] = make_splits(
@@ -214,7 +215,8 @@ class BatchedPopulation:
         losses = []
         for _ in range(k):
             x, y = self._batch()
-            logits = self._vforward(self.params, x)
+            with precision_scope(self.cfg.precision, self.device):
+                logits = self._vforward(self.params, x).float()
             loss = self._per_trainee_loss(logits, y)
             grads = torch.autograd.grad(loss.sum(), list(self.params.values()))
             self._update(grads)
@@ -272,7 +274,8 @@ class BatchedPopulation:
         params = {k: v.detach() for k, v in params.items()}
         r, m = y.shape
         step = max(1, self.eval_chunk // r)
-        chunks = [self._vforward(params, inputs(i, min(i + step, m))) for i in range(0, m, step)]
+        with precision_scope(self.cfg.precision, self.device):
+            chunks = [self._vforward(params, inputs(i, min(i + step, m))).float() for i in range(0, m, step)]
         logits = chunks[0] if len(chunks) == 1 else torch.cat(chunks, 1)
         c = logits.shape[-1]
         loss = F.cross_entropy(logits.reshape(r * m, c), y.reshape(r * m), reduction="none").view(r, m).mean(1)

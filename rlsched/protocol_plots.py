@@ -55,15 +55,27 @@ def plot_selection_curves(runs: Mapping[str, Sequence[Path]], path: Path) -> Pat
             sel = run / "eval" / "selection.csv"
             if sel.is_file():
                 df = pd.read_csv(sel)
-                ax.plot(df["timesteps"], df["score"], color=colors[i % len(colors)], alpha=0.7, marker="o", ms=3,
-                        label=config if j == 0 else None)
+                ax.plot(
+                    df["timesteps"],
+                    df["score"],
+                    color=colors[i % len(colors)],
+                    alpha=0.7,
+                    marker="o",
+                    ms=3,
+                    label=config if j == 0 else None,
+                )
             prog = run / "sb3_log" / "progress.csv"
             if prog.is_file():
                 df = pd.read_csv(prog)
                 if "train/std" in df:
                     df = df.dropna(subset=["train/std"])
-                    ax_std.plot(df["time/total_timesteps"], df["train/std"], color=colors[i % len(colors)], alpha=0.7,
-                                label=config if j == 0 else None)
+                    ax_std.plot(
+                        df["time/total_timesteps"],
+                        df["train/std"],
+                        color=colors[i % len(colors)],
+                        alpha=0.7,
+                        label=config if j == 0 else None,
+                    )
     ax.set_xlabel("PPO timesteps")
     ax.set_ylabel("selection: mean final val loss (16 trainees)")
     ax_std.set_xlabel("PPO timesteps")

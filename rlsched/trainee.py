@@ -15,6 +15,7 @@ from torch import nn
 
 from rlsched.data import DataSplits
 from rlsched.models import TraineeNet, build_model, build_optimizer
+from rlsched.precision import precision_scope
 
 NamedParams = list[tuple[str, nn.Parameter]]
 # Module names listed in the error for an unknown prefix, at most.
@@ -85,7 +86,7 @@ def evaluate(
         chunks = [net(x[i : i + chunk]) for i in range(0, len(x), chunk)]
     finally:
         net.train(was_training)
-    logits = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+    logits = (chunks[0] if len(chunks) == 1 else torch.cat(chunks)).float()  # float32 under bf16 autocast too
     loss = F.cross_entropy(logits, y)
     # max().indices, not argmax(): the same predictions, about 3x faster on CPU for few classes.
     acc = (logits.max(1).indices == y).float().mean()
@@ -122,6 +123,7 @@ class Trainee:
         eval_batch_size: int,
         controlled_params: Sequence[str] | None = None,
         other_lr: float | None = None,
+        precision: str | None = None,
     ):
         if batch_size > splits.train_size:
             raise ValueError(f"batch_size={batch_size} exceeds the training split ({splits.train_size})")
@@ -129,6 +131,7 @@ class Trainee:
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.device = device
+        self.precision = precision
         spec = splits.spec
         # Build under a forked RNG: initialization depends on init_seed alone, and the caller's global
         # RNG stream is left as it was.
@@ -184,6 +187,7 @@ class Trainee:
             eval_batch_size=cfg.eval_batch_size if eval_batch_size is None else eval_batch_size,
             controlled_params=cfg.controlled_params,
             other_lr=cfg.other_lr,
+            precision=cfg.precision,
         )
 
     def set_lr(self, lr: float) -> None:
@@ -207,16 +211,18 @@ class Trainee:
         losses = []
         for _ in range(k):
             x, y = self.splits.train_batch(self._next_rows())
-            logits = self.net(x)
-            loss = F.cross_entropy(logits, y)
+            with precision_scope(self.precision, self.device):
+                logits = self.net(x)
+                loss = F.cross_entropy(logits, y)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             losses.append(loss.detach())
             self.optimizer_steps += 1
         train_loss = losses[0] if k == 1 else torch.stack(losses).mean()
-        return StepResult(train_loss=train_loss, last_logits=logits.detach())
+        return StepResult(train_loss=train_loss.float(), last_logits=logits.detach().float())
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mean loss, accuracy, logits) in eval mode, in chunks of eval_batch_size."""
-        return evaluate(self.net, x, y, self.eval_batch_size)
+        with precision_scope(self.precision, self.device):
+            return evaluate(self.net, x, y, self.eval_batch_size)

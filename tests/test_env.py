@@ -447,7 +447,7 @@ BAD = [
     ({"episode_steps": 2.5}, r"episode_steps must be an integer, got 2.5"),
     ({"steps_per_action": 1.5}, r"steps_per_action must be an integer, got 1.5"),
     ({"batch_size": 99.5}, r"batch_size must be an integer, got 99.5"),
-    ({"eval_batch_size": "1000"}, r"eval_batch_size must be an integer, got '1000'"),
+    ({"eval_batch_size": "1000"}, r"eval_batch_size must be an integer or null, got '1000'"),
     ({"val_probe": 100.5}, r"val_probe must be an integer, got 100.5"),
     ({"train_size": 1999.5}, r"train_size must be an integer or null, got 1999.5"),
     ({"episode_steps": True}, r"episode_steps must be an integer, got True"),
