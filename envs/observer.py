@@ -286,5 +286,8 @@ class BatchObserver:
         return self._prev_probs if len(rows) == self.n and (rows == np.arange(self.n)).all() else self._prev_probs[rows]
 
     def _store(self, rows: np.ndarray, probs: torch.Tensor) -> None:
-        self._prev_probs[torch.as_tensor(rows)] = probs
+        if len(rows) == self.n and (rows == np.arange(self.n)).all():  # all rows in order: replace, no scatter
+            self._prev_probs = probs
+        else:
+            self._prev_probs[torch.as_tensor(rows)] = probs
         self._uniform_rows[rows] = False

@@ -162,9 +162,8 @@ class LRControlVecEnv(VecEnv):
         rows = list(rows)
         pop, cfg = self.population, self.cfg
         for j, row in enumerate(rows):
-            seed = seeds[j] if seeds is not None else self._next_seed(row)
-            self.episode_seeds[row] = seed
-            pop.start(row, trainee_seeds(seed, cfg.split_seed))
+            self.episode_seeds[row] = seeds[j] if seeds is not None else self._next_seed(row)
+        pop.start_rows(rows, [trainee_seeds(int(self.episode_seeds[row]), cfg.split_seed) for row in rows])
         self.t[rows] = 0
         self._finished[rows] = False
         self.lrs[rows] = float(cfg.initial_lr)

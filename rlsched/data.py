@@ -250,24 +250,13 @@ def make_splits(
     `train_size`/`val_size`/`test_size` take the first n of each (already shuffled) split for fast runs.
     """
     check_sizes(name, train_size, val_size, val_probe, test_size)
-    spec = DATASETS[name]
     device = torch.device(device)
     x_pool, y_pool, x_te, y_te = load_normalized(name, data_dir, device, verify_checksums)
-    n = len(y_pool)
-    full_val = min(spec.val_size, n // 2)  # tiny test files are smaller than the real split
-    gen = torch.Generator().manual_seed(int(split_seed))
-    perm = torch.randperm(n, generator=gen).to(device)
-    val_idx, train_idx = perm[:full_val], perm[full_val:]
-    # The loaded files may hold fewer images than the official sets (re-packed or test copies): check again.
-    root = resolve_data_dir(data_dir)[0]
-    _check_not_above("train_size", train_size, len(train_idx), f"the {name} training split under {root}")
-    _check_not_above("val_size", val_size, len(val_idx), f"the {name} validation split under {root}")
-    _check_not_above("test_size", test_size, len(y_te), f"the {name} test set under {root}")
-    _check_not_above("val_probe", val_probe, val_size or len(val_idx), "the validation split")
-    if train_size is not None:
-        train_idx = train_idx[:train_size]
-    if val_size is not None:
-        val_idx = val_idx[:val_size]
+    train_idx, val_idx = split_indices(
+        name, split_seed, len(y_pool), train_size=train_size, val_size=val_size, val_probe=val_probe, data_dir=data_dir
+    )
+    train_idx, val_idx = train_idx.to(device), val_idx.to(device)
+    _check_not_above("test_size", test_size, len(y_te), f"the {name} test set under {resolve_data_dir(data_dir)[0]}")
     test_n = len(y_te) if test_size is None else test_size
     return DataSplits(
         x_pool=x_pool,
@@ -278,5 +267,34 @@ def make_splits(
         x_test=x_te[:test_n],
         y_test=y_te[:test_n],
         val_probe=val_probe,
-        spec=spec,
+        spec=DATASETS[name],
     )
+
+
+def split_indices(
+    name: str,
+    split_seed: int,
+    n: int,
+    *,
+    train_size: int | None = None,
+    val_size: int | None = None,
+    val_probe: int = 1000,
+    data_dir: str | os.PathLike | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training rows, validation rows) of the `n` official training images for `split_seed`, on the CPU: the
+    split `make_splits` makes, as indices only (a population of trainees holds these, not N copies of images)."""
+    spec = DATASETS[name]
+    full_val = min(spec.val_size, n // 2)  # tiny test files are smaller than the real split
+    gen = torch.Generator().manual_seed(int(split_seed))
+    perm = torch.randperm(n, generator=gen)
+    val_idx, train_idx = perm[:full_val], perm[full_val:]
+    # The loaded files may hold fewer images than the official sets (re-packed or test copies): check again.
+    root = resolve_data_dir(data_dir)[0]
+    _check_not_above("train_size", train_size, len(train_idx), f"the {name} training split under {root}")
+    _check_not_above("val_size", val_size, len(val_idx), f"the {name} validation split under {root}")
+    _check_not_above("val_probe", val_probe, val_size or len(val_idx), "the validation split")
+    if train_size is not None:
+        train_idx = train_idx[:train_size]
+    if val_size is not None:
+        val_idx = val_idx[:val_size]
+    return train_idx, val_idx

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from rlsched.data import DataSplits, make_splits
+from rlsched.data import DataSplits, load_normalized, make_splits, split_indices
 from rlsched.models import build_model
 from rlsched.precision import precision_scope
 from rlsched.trainee import Trainee
@@ -140,40 +140,70 @@ class BatchedPopulation:
         self.steps = np.zeros(n, dtype=np.int64)  # optimizer steps taken by each trainee since its start
         self.lrs = np.full(n, float(cfg.initial_lr))
         spec = self.setup.splits_spec
-        self.train_size = self.setup.splits(0).train_size if cfg.train_size is None else cfg.train_size
-        self.batches_per_epoch = self.train_size // self.batch_size
-        self.eval_chunk = eval_chunk or cfg.eval_batch_size
         self.num_classes = spec.num_classes
-        self.x_pool, self.y_pool = self.setup.splits(0).x_pool, self.setup.splits(0).y_pool
+        self.eval_chunk = eval_chunk or cfg.eval_batch_size
+        # Images stay in the shared pool; each trainee holds only the indices of its split (a DataSplits per trainee
+        # would copy its 10k validation images, 31 MB, every episode).
+        x_pool, y_pool, x_test, y_test = load_normalized(cfg.dataset, cfg.data_dir, device, cfg.verify_checksums)
+        self.x_pool, self.y_pool = x_pool, y_pool
+        test_n = len(y_test) if cfg.test_size is None else cfg.test_size
+        self.x_test, self.y_test = x_test[:test_n], y_test[:test_n]
+        train_idx, val_idx = self._split(0)
+        self.train_size, val_size = len(train_idx), len(val_idx)
+        self.batches_per_epoch = self.train_size // self.batch_size
+        if self.batch_size > self.train_size:
+            raise ValueError(f"batch_size={self.batch_size} exceeds the training split ({self.train_size})")
         self.train_idx = torch.zeros((n, self.train_size), dtype=torch.long, device=device)
+        self.val_idx = torch.zeros((n, val_size), dtype=torch.long, device=device)
         self.perm = torch.zeros((n, self.train_size), dtype=torch.long, device=device)
-        self.probe_x = torch.zeros((n, cfg.val_probe, *self.x_pool.shape[1:]), device=device)
+        self.probe_x = torch.zeros((n, cfg.val_probe, *x_pool.shape[1:]), device=device)
         self.probe_y = torch.zeros((n, cfg.val_probe), dtype=torch.long, device=device)
-        self.row_splits: list[DataSplits | None] = [None] * n
         self._orders: list[torch.Generator | None] = [None] * n
         self._cursor = np.full(n, self.train_size, dtype=np.int64)  # forces a fresh permutation at the start
         self._vforward = vmap(self._forward_one)
+        self._vforward_shared = vmap(self._forward_one, in_dims=(0, None))  # the same inputs for every trainee
+
+    def _split(self, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        return split_indices(
+            cfg.dataset,
+            split_seed,
+            len(self.y_pool),
+            train_size=cfg.train_size,
+            val_size=cfg.val_size,
+            val_probe=cfg.val_probe,
+            data_dir=cfg.data_dir,
+        )
 
     # ----- rows ---------------------------------------------------------------------------------------------
     def start(self, row: int, seeds: TraineeSeeds) -> None:
         """Trainee `row` starts afresh: the split, initial weights and data order of `seeds`, zero optimizer
         state, the initial learning rate."""
-        splits = self.setup.splits(seeds.split)
-        net = self.setup.build_net(seeds.init)
+        self.start_rows([row], [seeds])
+
+    def start_rows(self, rows: Sequence[int], seeds: Sequence[TraineeSeeds]) -> None:
+        """`start` for several rows, with one host-to-device copy per tensor for all of them."""
+        rows = list(rows)
+        index = self._upload(np.asarray(rows, dtype=np.int64))
+        nets = [self.setup.build_net(s.init) for s in seeds]
+        splits = [self._split(s.split) for s in seeds]
         with torch.no_grad():
-            for name, p in net.named_parameters():
-                self.params[name][row].copy_(p.to(self.device))
+            for name, p in self.params.items():
+                stacked = torch.stack([dict(net.named_parameters())[name].detach() for net in nets])
+                p.index_copy_(0, index, self._upload(stacked))
             for buffers in self._state.values():
                 for b in buffers:
-                    b[row].zero_()
-            self.train_idx[row].copy_(splits.train_idx)
-            self.probe_x[row].copy_(splits.x_probe)
-            self.probe_y[row].copy_(splits.y_probe)
-        self.row_splits[row] = splits
-        self._orders[row] = torch.Generator().manual_seed(int(seeds.order))
-        self._cursor[row] = self.train_size
-        self.steps[row] = 0
-        self.lrs[row] = float(self.cfg.initial_lr)
+                    b.index_fill_(0, index, 0.0)
+            self.train_idx.index_copy_(0, index, self._upload(torch.stack([t for t, _ in splits])))
+            self.val_idx.index_copy_(0, index, self._upload(torch.stack([v for _, v in splits])))
+            probe = self.val_idx[index, : self.cfg.val_probe]
+            self.probe_x.index_copy_(0, index, self.x_pool[probe])
+            self.probe_y.index_copy_(0, index, self.y_pool[probe])
+        for row, s in zip(rows, seeds, strict=True):
+            self._orders[row] = torch.Generator().manual_seed(int(s.order))
+        self._cursor[rows] = self.train_size
+        self.steps[rows] = 0
+        self.lrs[rows] = float(self.cfg.initial_lr)
 
     def set_lrs(self, lrs: Sequence[float] | np.ndarray) -> None:
         self.lrs = np.asarray(lrs, dtype=np.float64).copy()
@@ -197,10 +227,12 @@ class BatchedPopulation:
     def _next_rows(self) -> torch.Tensor:
         """(N, B) positions in each trainee's training split: epoch-wise reshuffles from each trainee's own
         generator, exactly as `Trainee` draws them."""
-        for row in np.nonzero(self._cursor + self.batch_size > self.train_size)[0]:
-            self.perm[row].copy_(torch.randperm(self.train_size, generator=self._orders[row]))
-            self._cursor[row] = 0
-        start = torch.as_tensor(self._cursor, device=self.device)
+        stale = np.nonzero(self._cursor + self.batch_size > self.train_size)[0]
+        if len(stale):
+            perms = torch.stack([torch.randperm(self.train_size, generator=self._orders[row]) for row in stale])
+            self.perm.index_copy_(0, self._upload(stale), self._upload(perms))
+            self._cursor[stale] = 0
+        start = self._upload(self._cursor)
         cols = start[:, None] + torch.arange(self.batch_size, device=self.device)
         self._cursor += self.batch_size
         return self.perm.gather(1, cols)
@@ -228,38 +260,53 @@ class BatchedPopulation:
         n, b, c = logits.shape
         return F.cross_entropy(logits.reshape(n * b, c), y.reshape(n * b), reduction="none").view(n, b).mean(1)
 
-    def _row_vector(self, values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-        """(N,) host values as a device tensor shaped to broadcast over `like` (N, ...)."""
-        t = torch.as_tensor(values, dtype=like.dtype).to(self.device, non_blocking=True)
-        return t.view(-1, *([1] * (like.dim() - 1)))
+    def _upload(self, values: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Host values on the device without waiting for it: on a GPU through pinned memory, asynchronously, so the
+        host keeps queueing work (a plain copy from pageable memory would wait for the whole queue)."""
+        t = torch.as_tensor(values)
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t
+
+    @staticmethod
+    def _per_row(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return vector.view(-1, *([1] * (like.dim() - 1)))
 
     @torch.no_grad()
     def _update(self, grads: Sequence[torch.Tensor]) -> None:
         cfg = self.cfg
         self.steps += 1
+        # Per-trainee scalars in float64 on the host, as torch.optim computes its Python-float step size, then
+        # float32 on the device: the values torch's kernels use. One upload per optimizer step.
+        if self.optimizer == "adam":
+            beta1, beta2 = ADAM_BETAS
+            host = np.stack([self.lrs / (1 - beta1**self.steps), np.sqrt(1 - beta2**self.steps)])
+        else:
+            host = self.lrs[None]
+        scalars = self._upload(host.astype(np.float32))
         for (name, p), g in zip(self.params.items(), grads, strict=True):
             if cfg.weight_decay:
                 g = g.add(p, alpha=cfg.weight_decay)
             if self.optimizer == "adam":
-                self._adam(p, g, *self._state[name])
+                self._adam(p, g, *self._state[name], scalars[0], scalars[1])
             else:
-                self._sgd(p, g, self._state[name][0])
+                self._sgd(p, g, self._state[name][0], scalars[0])
 
-    def _adam(self, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor) -> None:
+    def _adam(
+        self, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step_size: torch.Tensor, bc2_sqrt
+    ) -> None:
         # torch.optim.Adam's single-tensor update, with the step size and bias correction per trainee.
         beta1, beta2 = ADAM_BETAS
         m.lerp_(g, 1 - beta1)
         v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        step_size = self.lrs / (1 - beta1**self.steps)
-        bc2_sqrt = np.sqrt(1 - beta2**self.steps)
-        denom = v.sqrt().div_(self._row_vector(bc2_sqrt, v)).add_(ADAM_EPS)
+        denom = v.sqrt().div_(self._per_row(bc2_sqrt, v)).add_(ADAM_EPS)
         # (-1 * (m * step_size)) / denom: the same rounding as torch's addcdiv with value=-step_size.
-        p.addcdiv_(m * self._row_vector(step_size, p), denom, value=-1.0)
+        p.addcdiv_(m * self._per_row(step_size, p), denom, value=-1.0)
 
-    def _sgd(self, p: torch.Tensor, g: torch.Tensor, buf: torch.Tensor) -> None:
+    def _sgd(self, p: torch.Tensor, g: torch.Tensor, buf: torch.Tensor, lr: torch.Tensor) -> None:
         # torch.optim.SGD (no dampening, no Nesterov): a zero buffer makes the first step buf = g, as torch does.
         buf.mul_(self.cfg.momentum).add_(g)
-        p.sub_(self._row_vector(self.lrs, p) * buf)
+        p.sub_(self._per_row(lr, p) * buf)
 
     # ----- evaluation ---------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -267,17 +314,20 @@ class BatchedPopulation:
         """Each trainee (or each of `rows`) on its own inputs: x (R, M, ...), y (R, M)."""
         return self._evaluate_chunks(lambda i, j: x[:, i:j], y, rows)
 
-    def _evaluate_chunks(self, inputs, y: torch.Tensor, rows: Sequence[int] | None) -> Evaluation:
-        """`inputs(i, j)` gives images i..j-1 of every row, (R, j-i, ...); chunks sized so that one call sees
-        about `eval_chunk` images in all."""
+    def _evaluate_chunks(self, inputs, y: torch.Tensor, rows: Sequence[int] | None, shared: bool = False) -> Evaluation:
+        """`inputs(i, j)` gives images i..j-1 of every row, (R, j-i, ...), or with `shared` the same (j-i, ...)
+        images for all rows; chunks sized so that one call sees about `eval_chunk` images in all."""
         params = self.params if rows is None else {k: v[list(rows)] for k, v in self.params.items()}
         params = {k: v.detach() for k, v in params.items()}
-        r, m = y.shape
+        r = len(rows) if rows is not None else self.n
+        m = y.shape[-1]
         step = max(1, self.eval_chunk // r)
+        forward = self._vforward_shared if shared else self._vforward
         with precision_scope(self.cfg.precision, self.device):
-            chunks = [self._vforward(params, inputs(i, min(i + step, m))).float() for i in range(0, m, step)]
+            chunks = [forward(params, inputs(i, min(i + step, m))).float() for i in range(0, m, step)]
         logits = chunks[0] if len(chunks) == 1 else torch.cat(chunks, 1)
         c = logits.shape[-1]
+        y = y.expand(r, m)
         loss = F.cross_entropy(logits.reshape(r * m, c), y.reshape(r * m), reduction="none").view(r, m).mean(1)
         acc = (logits.max(-1).indices == y).float().mean(1)
         return Evaluation(loss, acc, logits)
@@ -296,13 +346,14 @@ class BatchedPopulation:
 
     @torch.no_grad()
     def evaluate_split(self, rows: Sequence[int], which: str) -> tuple[np.ndarray, np.ndarray]:
-        """(loss, accuracy) of each trainee in `rows` on its full validation split or on the test set, as host
-        arrays. Inputs are gathered chunk by chunk, never N whole splits at once."""
+        """(loss, accuracy) of each trainee in `rows` on its full validation split or on the (shared) test set, as
+        host arrays. Validation images are gathered chunk by chunk, never N whole splits at once."""
         rows = list(rows)
-        splits = [self.row_splits[r] for r in rows]
-        xs = [s.x_val if which == "val" else s.x_test for s in splits]
-        y = torch.stack([s.y_val if which == "val" else s.y_test for s in splits])
-        ev = self._evaluate_chunks(lambda i, j: torch.stack([x[i:j] for x in xs]), y, rows)
+        if which == "test":
+            ev = self._evaluate_chunks(lambda i, j: self.x_test[i:j], self.y_test[None], rows, shared=True)
+        else:
+            val_idx = self.val_idx[rows]
+            ev = self._evaluate_chunks(lambda i, j: self.x_pool[val_idx[:, i:j]], self.y_pool[val_idx], rows)
         return ev.loss.cpu().numpy(), ev.accuracy.cpu().numpy()
 
 
@@ -334,6 +385,10 @@ class LoopPopulation:
         )
         self.batches_per_epoch = self.trainees[row].batches_per_epoch
         self.lrs[row] = float(cfg.initial_lr)
+
+    def start_rows(self, rows: Sequence[int], seeds: Sequence[TraineeSeeds]) -> None:
+        for row, s in zip(rows, seeds, strict=True):
+            self.start(row, s)
 
     @property
     def steps(self) -> np.ndarray:

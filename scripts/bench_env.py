@@ -230,8 +230,8 @@ def run_bare(population, cfg, vector_steps: int, seed0: int) -> float:
     n = population.n
 
     def start_all(episode: int) -> None:
-        for row in range(n):
-            population.start(row, trainee_seeds(seed0 + episode * n + row, cfg.split_seed))
+        seeds = [trainee_seeds(seed0 + episode * n + row, cfg.split_seed) for row in range(n)]
+        population.start_rows(range(n), seeds)
         population.first_batch(range(n)).loss.cpu()
         population.probe().loss.cpu()
 

@@ -19,9 +19,9 @@ run 110 bench_cnn bash -c "python3 scripts/bench_env.py --vector --device cuda -
   --episodes 1 --dummy-up-to 1 --out $OUT/bench_vector_cnn.json && for p in tf32 bf16; do python3 \
   scripts/bench_env.py --vector --device cuda --cases cnn --n 64 --repeats 2 --episodes 1 --dummy-up-to 0 \
   --precision \$p --out $OUT/bench_vector_cnn_\$p.json; done"
-run 80 precision python3 scripts/precision_effect.py --device cuda --seeds 32 --population 32 --out /tmp/precision
+[ -n "${SKIP_PRECISION:-}" ] || run 80 precision python3 scripts/precision_effect.py --device cuda --seeds 32 --population 32 --out /tmp/precision
 cp /tmp/precision/precision_effect.csv "$OUT/" 2>/dev/null
-run 200 ppo60k python3 experiments/train.py experiment=demo env.device=cuda agent.vec_env=batched agent.n_envs=64 \
+run 200 ppo60k python3 experiments/train.py experiment=demo env.device=cuda agent.vec_env=batched agent.n_envs=${PPO_ENVS:-64} \
   agent.total_timesteps=60000 agent.ppo.n_steps=30 agent.ppo.batch_size=240 logger=none benchmark.enabled=false \
   out_dir=/tmp/ppo60k hydra.run.dir=/tmp/ppo60k
 cp /tmp/ppo60k/eval/selection.csv "$OUT/ppo60k_selection.csv" 2>/dev/null

@@ -119,8 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     files = [f for folder in folders for f in sorted((folder / "curves").glob("*.csv"))]
     curves = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     curves = curves[curves["seed"].isin(seeds)]
-    plot_schedules(curves, configurations, [reference, *[b for b in ("one_cycle", "warmup_cosine") if b != reference]],
-                   args.out / "schedules.png")
+    plot_schedules(
+        curves,
+        configurations,
+        [reference, *[b for b in ("one_cycle", "warmup_cosine") if b != reference]],
+        args.out / "schedules.png",
+    )
     plot_selection_curves({n: list(by_seed.values()) for n, by_seed in runs.items()}, args.out / "selection_curves.png")
     print(md)
     return 0
