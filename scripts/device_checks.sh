@@ -15,7 +15,7 @@ run() {  # run <seconds> <log name> <command...>: each step bounded, a failed st
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 run 130 bench_mlp python3 scripts/bench_env.py --vector --device cuda --cases mlp_demo --n 1 8 64 256 \
   --repeats 3 --episodes 2 --dummy-up-to 1 --out "$OUT/bench_vector_mlp.json"
-run 110 bench_cnn bash -c "python3 scripts/bench_env.py --vector --device cuda --cases cnn --n 1 64 --repeats 2 \
+[ -n "${SKIP_CNN:-}" ] || run 110 bench_cnn bash -c "python3 scripts/bench_env.py --vector --device cuda --cases cnn --n 1 64 --repeats 2 \
   --episodes 1 --dummy-up-to 1 --out $OUT/bench_vector_cnn.json && for p in tf32 bf16; do python3 \
   scripts/bench_env.py --vector --device cuda --cases cnn --n 64 --repeats 2 --episodes 1 --dummy-up-to 0 \
   --precision \$p --out $OUT/bench_vector_cnn_\$p.json; done"
