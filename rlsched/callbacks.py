@@ -100,16 +100,23 @@ class ProgressLines(BaseCallback):
         self.episodes = 0
         self.t0 = self.last_print = 0.0
         self.start_steps = 0
+        # The rate is measured from the first env step: the evaluation of the starting policy (16 selection
+        # episodes) happens before it and once, and counting it made the first ETA read ~20 h for a 20-min run.
+        self.rate_t0: float | None = None
+        self.rate_steps = 0
 
     def _on_training_start(self) -> None:
         self.t0 = self.last_print = time.monotonic()
         self.start_steps = self.num_timesteps
+        self.rate_t0 = None
         resumed = f" (resumed at {self.start_steps:,})" if self.start_steps else ""
         print(f"{self.prefix} training to {self.total:,} timesteps{resumed}", flush=True)
 
     def _on_step(self) -> bool:
         self.episodes += int(sum(bool(d) for d in self.locals.get("dones", ())))
         now = time.monotonic()
+        if self.rate_t0 is None:
+            self.rate_t0, self.rate_steps = now, self.num_timesteps
         if now - self.last_print >= self.every_s:
             self.last_print = now
             print(self.line(now), flush=True)
@@ -121,7 +128,10 @@ class ProgressLines(BaseCallback):
     def line(self, now: float) -> str:
         done = self.num_timesteps
         elapsed = max(now - self.t0, 1e-9)
-        rate = (done - self.start_steps) / elapsed
+        if self.rate_t0 is None or now <= self.rate_t0:
+            rate = 0.0
+        else:
+            rate = (done - self.rate_steps) / (now - self.rate_t0)
         eta = (self.total - done) / rate if rate > 0 else math.inf
         parts = [
             f"{done:,}/{self.total:,} timesteps ({100 * done / max(self.total, 1):.0f}%)",

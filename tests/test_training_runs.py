@@ -208,3 +208,20 @@ def test_a_finished_tracker_leaves_a_whole_run_file(tmp_path):
     cut.mkdir()
     (cut / run_file.name).write_bytes(run_file.read_bytes()[:-20])
     assert not wait_for_run_file(cut, timeout_s=0.3)
+
+
+def test_progress_eta_ignores_the_evaluation_before_the_first_step(monkeypatch):
+    """The starting policy's selection episodes run before step 1; counting them made the first ETA ~20 h."""
+    import rlsched.callbacks as cb
+
+    clock = iter([0.0, 600.0, 601.0])  # training start; first step after a 10-min evaluation; next line
+    monkeypatch.setattr(cb.time, "monotonic", lambda: next(clock))
+    lines = cb.ProgressLines(total_timesteps=1000, every_s=1e9)
+    lines.locals = {"dones": []}
+    lines.num_timesteps = 0
+    lines._on_training_start()
+    lines.num_timesteps = 2
+    lines._on_step()  # t=600: the rate clock starts here
+    lines.num_timesteps = 102
+    line = lines.line(next(clock))  # 100 steps in 1 s
+    assert "100.0 env steps/s" in line and "ETA 9s" in line
