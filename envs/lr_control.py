@@ -71,7 +71,7 @@ class EnvConfig:
     weight_decay: float = 0.0
     batch_size: int = 1000
     # Images per evaluation call; null: chosen for the model and device (rlsched.precision.default_eval_chunk: 2000
-    # for the MLP and 256 for the convolutional models on a CPU, 262144 and 16384 on a GPU), resolved at construction.
+    # for the MLP and 128 for the convolutional models on a CPU, 262144 and 16384 on a GPU), resolved at construction.
     eval_batch_size: int | None = None
     # The parameters whose LR the controller sets, as module-name prefixes of the trainee (["head"] for the MLP's
     # output layer, ["fc1", "fc2"] for the CNN's dense layers); null: the whole network. The observed layers are

@@ -14,7 +14,7 @@ def test_eval_chunk_defaults_per_model_and_device_keep_mlp_identities():
     mlp = EnvConfig.from_kwargs(model="mlp")
     assert mlp.eval_batch_size == 2000  # the old default: every stored MLP result keeps its identity
     assert env_identity({"model": "mlp"}) == env_identity({"model": "mlp", "eval_batch_size": 2000})
-    assert EnvConfig.from_kwargs(model="cnn").eval_batch_size == 256  # activations that stay in a CPU's cache
+    assert EnvConfig.from_kwargs(model="cnn").eval_batch_size == 128  # activations that stay in a CPU's cache
     assert EnvConfig.from_kwargs(model="cnn", eval_batch_size=64).eval_batch_size == 64
 
 
