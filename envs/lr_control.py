@@ -23,7 +23,7 @@ import torch
 from envs.actions import ACTION_TYPES, clip, make_action_map
 from envs.observer import PREDICTION_SOURCES, Observer
 from envs.rewards import REWARD_TYPES, make_reward
-from rlsched.data import DATASETS, check_sizes, make_splits
+from rlsched.data import DATASETS, DataSplits, check_sizes, make_splits
 from rlsched.features import DEFAULT_FEATURES, FEATURE_PRESETS, OBS_TRANSFORMS, feature_table
 from rlsched.models import MODELS, OPTIMIZERS, build_model
 from rlsched.precision import PRECISIONS, default_eval_chunk
@@ -281,6 +281,20 @@ class EnvConfig:
             raise ValueError(f"bad reward_reference {dict(ref)}: {err}") from err
         self.reward_reference = dict(ref)
 
+    def make_splits(self, split_seed: int, device: torch.device) -> DataSplits:
+        """The data split of `split_seed` with this config's data set and subset sizes, on `device`."""
+        return make_splits(
+            self.dataset,
+            split_seed=split_seed,
+            data_dir=self.data_dir,
+            train_size=self.train_size,
+            val_size=self.val_size,
+            val_probe=self.val_probe,
+            test_size=self.test_size,
+            device=device,
+            verify_checksums=self.verify_checksums,
+        )
+
     def to_dict(self) -> dict:
         """Every field, tuples as lists; the fields added after run identities were first stored
         (`LATER_FIELDS`) only when set, so that every earlier config keeps its identity and its stored runs."""
@@ -345,18 +359,7 @@ class LRControlEnv(gym.Env):
 
     # ----- gymnasium API ---------------------------------------------------------------------------------
     def _make_splits(self, split_seed: int):
-        cfg = self.cfg
-        return make_splits(
-            cfg.dataset,
-            split_seed=split_seed,
-            data_dir=cfg.data_dir,
-            train_size=cfg.train_size,
-            val_size=cfg.val_size,
-            val_probe=cfg.val_probe,
-            test_size=cfg.test_size,
-            device=self.device,
-            verify_checksums=cfg.verify_checksums,
-        )
+        return self.cfg.make_splits(split_seed, self.device)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is None and self.reward_fn.needs_episode_seed:

@@ -169,19 +169,8 @@ class LRControlVecEnv(VecEnv):
         self.lrs[rows] = float(cfg.initial_lr)
         self.observer.reset_rows(rows)
         first = pop.first_batch(rows)
-        probe = pop.probe_rows(rows)
         penult, last = pop.observed_params()
-        obs, raw = self.observer.observe(
-            train_loss=first.loss,
-            train_logits=first.logits,
-            val_loss=probe.loss,
-            val_acc=probe.accuracy,
-            val_logits=probe.logits,
-            observed_params=(penult[rows], last[rows]),
-            lrs=self.lrs[rows],
-            t=self.t[rows],
-            rows=rows,
-        )
+        obs, raw = self._observe(first.loss, first.logits, pop.probe_rows(rows), (penult[rows], last[rows]), rows)
         self._last_obs[rows] = obs
         infos, steps = [], pop.steps
         for j, row in enumerate(rows):
@@ -197,17 +186,7 @@ class LRControlVecEnv(VecEnv):
         pop.set_lrs(self.lrs)
         result = pop.train(cfg.steps_per_action)
         self.t += 1
-        probe = pop.probe()
-        obs, raw = self.observer.observe(
-            train_loss=result.train_loss,
-            train_logits=result.last_logits,
-            val_loss=probe.loss,
-            val_acc=probe.accuracy,
-            val_logits=probe.logits,
-            observed_params=pop.observed_params(),
-            lrs=self.lrs,
-            t=self.t,
-        )
+        obs, raw = self._observe(result.train_loss, result.last_logits, pop.probe(), pop.observed_params(), None)
         finite = np.all([np.isfinite(v) for v in raw.values()], axis=0)
         diverged = ~finite | (np.maximum(raw["train_loss"], raw["val_loss"]) > cfg.max_loss)
         budget_spent = self.t >= cfg.episode_steps
@@ -246,6 +225,21 @@ class LRControlVecEnv(VecEnv):
             for j, row in enumerate(done_rows):
                 self.reset_infos[row] = reset_infos[j]
         return obs, rewards, dones, infos
+
+    def _observe(self, train_loss, train_logits, probe, observed, rows: list[int] | None):
+        """The observer's (observations, raw features) of `rows` (None: all) from their signals."""
+        index = slice(None) if rows is None else rows
+        return self.observer.observe(
+            train_loss=train_loss,
+            train_logits=train_logits,
+            val_loss=probe.loss,
+            val_acc=probe.accuracy,
+            val_logits=probe.logits,
+            observed_params=observed,
+            lrs=self.lrs[index],
+            t=self.t[index],
+            rows=rows,
+        )
 
     def _info(self, row: int, raw: dict[str, np.ndarray], j: int, steps: np.ndarray) -> dict[str, Any]:
         """The single env's info for row `row`, whose values are at position `j` of `raw`."""

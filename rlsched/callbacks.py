@@ -128,10 +128,8 @@ class ProgressLines(BaseCallback):
     def line(self, now: float) -> str:
         done = self.num_timesteps
         elapsed = max(now - self.t0, 1e-9)
-        if self.rate_t0 is None or now <= self.rate_t0:
-            rate = 0.0
-        else:
-            rate = (done - self.rate_steps) / (now - self.rate_t0)
+        measuring = self.rate_t0 is not None and now > self.rate_t0
+        rate = (done - self.rate_steps) / (now - self.rate_t0) if measuring else 0.0
         eta = (self.total - done) / rate if rate > 0 else math.inf
         parts = [
             f"{done:,}/{self.total:,} timesteps ({100 * done / max(self.total, 1):.0f}%)",

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from rlsched.data import DataSplits, load_normalized, make_splits, split_indices
+from rlsched.data import DataSplits, load_normalized, split_indices
 from rlsched.models import build_model
 from rlsched.precision import precision_scope
 from rlsched.trainee import Trainee
@@ -75,18 +75,7 @@ class PopulationSetup:
         if split_seed not in self._splits:
             if len(self._splits) >= self.n:  # bound the cache: splits are per episode by default, 31 MB each
                 self._splits.clear()
-            cfg = self.cfg
-            self._splits[split_seed] = make_splits(
-                cfg.dataset,
-                split_seed=split_seed,
-                data_dir=cfg.data_dir,
-                train_size=cfg.train_size,
-                val_size=cfg.val_size,
-                val_probe=cfg.val_probe,
-                test_size=cfg.test_size,
-                device=self.device,
-                verify_checksums=cfg.verify_checksums,
-            )
+            self._splits[split_seed] = self.cfg.make_splits(split_seed, self.device)
         return self._splits[split_seed]
 
     def build_net(self, init_seed: int) -> nn.Module:

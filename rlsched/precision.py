@@ -41,8 +41,9 @@ def default_eval_chunk(model: str, device: str) -> int:
     """Images per evaluation call where the config leaves eval_batch_size null: on the CPU the convolutional
     models' activations must stay in cache (issue 8: the CNN's env step took 0.61 s at 2000, 0.38 s at 256, 0.39 s
     at 128; measured again on the 2-core CPU at batch 128 with a 1,280-image probe, interleaved: 0.36 s at 128
-    against 0.51 s at 256), the MLP's are small at 2000. A GPU takes large chunks: a population of N trainees splits one chunk
-    among them, and each call costs a fixed launch overhead (the MLP's 262,144 images are 0.8 GB of inputs)."""
+    against 0.51 s at 256), the MLP's are small at 2000. A GPU takes large chunks: a population of N trainees
+    splits one chunk among them, and each call costs a fixed launch overhead (the MLP's 262,144 images are 0.8 GB
+    of inputs)."""
     gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if gpu:
         return 262_144 if model == "mlp" else 16_384

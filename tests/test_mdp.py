@@ -132,9 +132,7 @@ def compose_config(name: str, overrides: list[str]):
         return compose(name, overrides=overrides)
 
 
-@pytest.mark.parametrize(
-    "experiment", ["demo", "rq1_learned_vs_baselines", "rq3_final_reward", "rq4_raw_lr", "paper"]
-)
+@pytest.mark.parametrize("experiment", ["demo", "rq1_learned_vs_baselines", "rq3_final_reward", "rq4_raw_lr", "paper"])
 def test_training_selection_and_evaluation_seeds_are_disjoint(experiment):
     cfg = compose_config("train", [f"experiment={experiment}"])
     agent = to_dict(cfg.agent)

@@ -17,8 +17,9 @@ def synthetic_results(effects: dict[str, float], n_eval: int = 20, noise: float 
     for ctrl, offset in {"ref": 0.0, "worse": 0.05, **effects}.items():
         for s in range(n_eval):
             loss = trainee[s] + offset + (0 if ctrl == "ref" else rng.normal(0, noise))
-            rows.append({"controller": ctrl, "seed": s, "test_loss": loss, "test_accuracy": 1 - loss,
-                         "final_val_loss": loss})
+            rows.append(
+                {"controller": ctrl, "seed": s, "test_loss": loss, "test_accuracy": 1 - loss, "final_val_loss": loss}
+            )
     return pd.DataFrame(rows)
 
 
