@@ -71,7 +71,7 @@ def data_rows(path: Path) -> int:
     return max(0, text[: text.rfind("\n") + 1].count("\n") - 1)
 
 
-def wait_until(proc: subprocess.Popen, ready, timeout: float = 120.0) -> None:
+def wait_until(proc: subprocess.Popen, ready, timeout: float = 300.0) -> None:
     t0 = time.monotonic()
     while not ready():
         if proc.poll() is not None:
