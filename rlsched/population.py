@@ -112,7 +112,6 @@ class BatchedPopulation:
                 f"model {cfg.model!r} has BatchNorm, whose running statistics a vmapped model cannot update; "
                 "use LoopPopulation (make_population picks it)"
             )
-        self.names = [name for name, _ in template.named_parameters()]
         self._base = copy.deepcopy(template).to("meta")
         feature = template.feature_params()
         by_id = {id(p): name for name, p in template.named_parameters()}
