@@ -214,22 +214,7 @@ def run_episode(env: LRControlEnv, controller: Controller, seed: int) -> Episode
         ret += reward
         rows.append(_curve_row(info))
         done = terminated or truncated
-    curves = pd.DataFrame(rows)
-    curves.insert(0, "seed", seed)
-    curves.insert(0, "controller", controller.name)
-    final = {
-        "controller": controller.name,
-        "seed": seed,
-        "init_fingerprint": init,
-        "steps": info["step"],
-        "diverged": bool(info.get("diverged", False)),
-        "return": ret,
-        "final_lr": info["lr"],
-        **{k: info.get(k, float("nan")) for k in FINAL_KEYS},
-        "env_seconds": env_s,
-        "wall_seconds": time.perf_counter() - t0,
-    }
-    return EpisodeResult(curves, final)
+    return _episode_result(controller.name, seed, init, rows, info, ret, env_s, time.perf_counter() - t0)
 
 
 def run_population(venv: LRControlVecEnv, controller: Controller, seeds: Sequence[int]) -> list[EpisodeResult]:
@@ -262,25 +247,33 @@ def run_population(venv: LRControlVecEnv, controller: Controller, seeds: Sequenc
     wall = time.perf_counter() - t0
     results = []
     for row, seed in enumerate(seeds):
-        curves = pd.DataFrame(rows[row])
-        curves.insert(0, "seed", seed)
-        curves.insert(0, "controller", controller.name)
-        info = last[row]
-        final = {
-            "controller": controller.name,
-            "seed": seed,
-            "init_fingerprint": inits[row],
-            "steps": info["step"],
-            "diverged": bool(info.get("diverged", False)),
-            "return": float(returns[row]),
-            "final_lr": info["lr"],
-            **{key: info.get(key, float("nan")) for key in FINAL_KEYS},
-            # The population's time, shared out over its rows.
-            "env_seconds": wall / k,
-            "wall_seconds": wall / k,
-        }
-        results.append(EpisodeResult(curves, final))
+        # The population's time, shared out over its rows.
+        results.append(
+            _episode_result(controller.name, seed, inits[row], rows[row], last[row], returns[row], wall / k, wall / k)
+        )
     return results
+
+
+def _episode_result(
+    name: str, seed: int, init: str, rows: list[dict], info: Mapping, ret: float, env_s: float, wall_s: float
+) -> EpisodeResult:
+    """One run's curves (from its per-step rows) and results row (from its last info)."""
+    curves = pd.DataFrame(rows)
+    curves.insert(0, "seed", seed)
+    curves.insert(0, "controller", name)
+    final = {
+        "controller": name,
+        "seed": seed,
+        "init_fingerprint": init,
+        "steps": info["step"],
+        "diverged": bool(info.get("diverged", False)),
+        "return": float(ret),
+        "final_lr": info["lr"],
+        **{k: info.get(k, float("nan")) for k in FINAL_KEYS},
+        "env_seconds": env_s,
+        "wall_seconds": wall_s,
+    }
+    return EpisodeResult(curves, final)
 
 
 def controller_default(venv: LRControlVecEnv, controller: Controller):

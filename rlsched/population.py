@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from rlsched.data import DataSplits, load_normalized, split_indices
+from rlsched.data import DATASETS, DataSplits, load_normalized, split_indices
 from rlsched.models import build_model
 from rlsched.precision import precision_scope
 from rlsched.trainee import Trainee
@@ -81,16 +81,10 @@ class PopulationSetup:
     def build_net(self, init_seed: int) -> nn.Module:
         """The network `Trainee` builds for `init_seed` (same RNG use), on the CPU."""
         cfg = self.cfg
-        spec = self.splits_spec
+        spec = DATASETS[cfg.dataset]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             return build_model(cfg.model, spec.channels, spec.image_size, spec.num_classes, **cfg.model_kwargs)
-
-    @property
-    def splits_spec(self):
-        from rlsched.data import DATASETS
-
-        return DATASETS[self.cfg.dataset]
 
 
 class BatchedPopulation:
@@ -127,7 +121,7 @@ class BatchedPopulation:
                 self._state[name].append(torch.zeros_like(p, requires_grad=False))
         self.steps = np.zeros(n, dtype=np.int64)  # optimizer steps taken by each trainee since its start
         self.lrs = np.full(n, float(cfg.initial_lr))
-        spec = self.setup.splits_spec
+        spec = DATASETS[cfg.dataset]
         self.num_classes = spec.num_classes
         self.eval_chunk = eval_chunk or cfg.eval_batch_size
         # Images stay in the shared pool; each trainee holds only the indices of its split (a DataSplits per trainee
@@ -435,7 +429,7 @@ def make_population(cfg, n: int, device: torch.device, kind: str = "auto") -> Po
     if kind not in ("auto", "batched", "loop"):
         raise ValueError(f"population kind must be auto, batched or loop, got {kind!r}")
     if kind == "auto":
-        spec = PopulationSetup(cfg, n, device).splits_spec
+        spec = DATASETS[cfg.dataset]
         with torch.device("meta"):
             net = build_model(cfg.model, spec.channels, spec.image_size, spec.num_classes, **cfg.model_kwargs)
         kind = "loop" if has_batch_norm(net) or cfg.controlled_params else "batched"
