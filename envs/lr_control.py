@@ -23,15 +23,16 @@ import torch
 from envs.actions import ACTION_TYPES, clip, make_action_map
 from envs.observer import PREDICTION_SOURCES, Observer
 from envs.rewards import REWARD_TYPES, make_reward
-from rlsched.data import DATASETS, DataSplits, check_sizes, make_splits
+from rlsched.data import DATASETS, DataSplits, check_sizes, make_splits, require_data
 from rlsched.features import DEFAULT_FEATURES, FEATURE_PRESETS, OBS_TRANSFORMS, feature_table
 from rlsched.models import MODELS, OPTIMIZERS, build_model
 from rlsched.precision import PRECISIONS, default_eval_chunk
+from rlsched.tasks import load_task_set, task_env_kwargs
 from rlsched.trainee import Trainee, observed_of, split_params
 
 SCALE_PER = ("optimizer_step", "env_step")
 # Fields added after results folders and artifacts began storing env configs; None (their default) means "absent".
-LATER_FIELDS = ("reward_reference", "reference_cache_dir", "controlled_params", "other_lr", "precision")
+LATER_FIELDS = ("reward_reference", "reference_cache_dir", "controlled_params", "other_lr", "precision", "tasks", "task")
 __all__ = ["ACTION_TYPES", "PREDICTION_SOURCES", "REWARD_TYPES", "SCALE_PER", "EnvConfig", "LRControlEnv"]
 
 
@@ -118,6 +119,10 @@ class EnvConfig:
     # Trainee arithmetic: null or "fp32" (exact float32, the default), "tf32" (GPU matrix units) or "bf16" (autocast)
     precision: str | None = None
     torch_threads: int | None = None
+    # task sets (rlsched.tasks): a set's name (conf/tasks/<name>.yaml) makes every reset draw one of its tasks
+    # from the seed; stored resolved ({name, tasks}), so a run's identity holds the tasks' contents.
+    tasks: str | dict | None = None
+    task: str | None = None  # the name of this config's task (set by rlsched.tasks.task_env_kwargs); a label
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> EnvConfig:
@@ -126,6 +131,8 @@ class EnvConfig:
         if unknown:
             raise ValueError(f"unknown env option(s) {unknown}; allowed: {sorted(allowed)}")
         cfg = cls(**kwargs)
+        # A chunk chosen per model must be chosen again for each task's model, not copied from the set's.
+        cfg._eval_chunk_given = kwargs.get("eval_batch_size") is not None
         cfg.validate()
         return cfg
 
@@ -191,6 +198,7 @@ class EnvConfig:
         if self.divergence_loss is not None and not 0 < self.divergence_loss <= self.max_loss:
             raise ValueError(f"divergence_loss must be in (0, max_loss], got {self.divergence_loss}")
         self._check_reward_reference()
+        self._check_tasks()
         if self.reference_cache_dir is not None:
             if not isinstance(self.reference_cache_dir, str | os.PathLike):
                 raise ValueError(f"reference_cache_dir must be a folder path or null, got {self.reference_cache_dir!r}")
@@ -281,6 +289,26 @@ class EnvConfig:
             raise ValueError(f"bad reward_reference {dict(ref)}: {err}") from err
         self.reward_reference = dict(ref)
 
+    def _check_tasks(self) -> None:
+        if self.task is not None and not isinstance(self.task, str):
+            raise ValueError(f"task must be a task name (a string) or null, got {self.task!r}")
+        if self.tasks is None:
+            return
+        ts = load_task_set(self.tasks)
+        self.tasks = ts.to_dict()
+        for name in ts.names:
+            self.task_config(name)  # each task is a valid env config with the set's spaces
+
+    def task_config(self, name: str) -> EnvConfig:
+        """The single-task config of task `name` of this config's task set."""
+        ts = load_task_set(self.tasks)
+        base = {k: v for k, v in asdict(self).items() if k != "eval_batch_size" or getattr(self, "_eval_chunk_given", True)}
+        try:
+            cfg = EnvConfig.from_kwargs(**task_env_kwargs(base, ts, name))
+        except ValueError as err:
+            raise ValueError(f"task {name!r} of task set {ts.name!r}: {err}") from err
+        return cfg
+
     def make_splits(self, split_seed: int, device: torch.device) -> DataSplits:
         """The data split of `split_seed` with this config's data set and subset sizes, on `device`."""
         return make_splits(
@@ -327,23 +355,45 @@ class LRControlEnv(gym.Env):
             torch.set_num_threads(cfg.torch_threads)
         dev = cfg.device
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev)
-        self.spec_data = DATASETS[cfg.dataset]
-        self.div_loss = cfg.divergence_loss or 2.0 * math.log(self.spec_data.num_classes)
-        self.observer = Observer.from_config(cfg)
-        self.feature_names: list[str] = self.observer.feature_names
+        # A task set: one single-task config per task, whose parts are swapped in at each reset.
+        self.task_set = load_task_set(cfg.tasks) if cfg.tasks is not None else None
+        self._task_cfgs = {n: cfg.task_config(n) for n in self.task_set.names} if self.task_set else {}
+        self._task_parts: dict[str | None, tuple] = {}
+        self._use_task(self.task_set.names[0] if self.task_set else None)
         self.observation_space = self.observer.space
-        self.action_map = make_action_map(cfg)
         self.action_space = self.action_map.space
-        self.reward_fn = make_reward(cfg, self.div_loss)
+        for name in self._task_cfgs:
+            self._use_task(name)
+            if self.observer.space != self.observation_space or self.action_map.space != self.action_space:
+                raise ValueError(f"task {name!r} changes the observation or action space of its task set")
+        if self.task_set:
+            self._use_task(self.task_set.names[0])
         # Fail on missing data here, at construction, not at the first reset.
         split_seed = 0 if cfg.split_seed is None else cfg.split_seed
+        for task_cfg in self._task_cfgs.values():
+            require_data(task_cfg.dataset, task_cfg.data_dir, task_cfg.verify_checksums)
         self._splits = self._make_splits(split_seed)
-        self._splits_seed = split_seed
+        self._splits_key = self._split_key(split_seed)
         self.trainee: Trainee | None = None
         self.episode_seed: int | None = None
-        self.lr = cfg.initial_lr
+        self.lr = self.cfg.initial_lr
         self.t = 0
         self._needs_reset = True
+
+    def _use_task(self, name: str | None) -> None:
+        """Make task `name` (None: the env's only task) the current one: its config, observer, action map and
+        reward. Its parts are built once and kept."""
+        if name not in self._task_parts:
+            cfg = self.cfg if name is None else self._task_cfgs[name]
+            spec = DATASETS[cfg.dataset]
+            div_loss = cfg.divergence_loss or 2.0 * math.log(spec.num_classes)
+            observer = Observer.from_config(cfg)
+            self._task_parts[name] = (cfg, spec, div_loss, observer, make_action_map(cfg), make_reward(cfg, div_loss))
+        cfg, self.spec_data, self.div_loss, self.observer, self.action_map, self.reward_fn = self._task_parts[name]
+        if name is not None:
+            self.cfg = cfg
+        self.task = name if name is not None else self.cfg.task
+        self.feature_names: list[str] = self.observer.feature_names
 
     # ----- public helpers used by controllers and the harness -------------------------------------------
     @property
@@ -361,19 +411,28 @@ class LRControlEnv(gym.Env):
     def _make_splits(self, split_seed: int):
         return self.cfg.make_splits(split_seed, self.device)
 
+    def _split_key(self, split_seed: int) -> tuple:
+        c = self.cfg
+        return (c.dataset, c.train_size, c.val_size, c.val_probe, c.test_size, split_seed)
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is None and self.reward_fn.needs_episode_seed:
             super().reset()  # creates np_random on a fresh env; leaves a seeded one as it is
             seed = int(self.np_random.integers(0, 2**31 - 1))
         super().reset(seed=seed)
         self.episode_seed = seed
+        if self.task_set is not None:
+            if seed is None:  # the task follows the seed; without one, draw both from the env's stream
+                seed = self.episode_seed = int(self.np_random.integers(0, 2**31 - 1))
+                super().reset(seed=seed)
+            self._use_task(self.task_set.task_for_seed(seed))
         cfg = self.cfg
         # One episode seed -> independent streams for the split, the initialization and the data order.
         init_seed, order_seed, split_seed = (int(s) for s in self.np_random.integers(0, 2**31 - 1, size=3))
         if cfg.split_seed is not None:
             split_seed = cfg.split_seed
-        if split_seed != self._splits_seed:
-            self._splits, self._splits_seed = self._make_splits(split_seed), split_seed
+        if self._split_key(split_seed) != self._splits_key:
+            self._splits, self._splits_key = self._make_splits(split_seed), self._split_key(split_seed)
         self.trainee = Trainee.from_config(
             cfg, self._splits, init_seed=init_seed, order_seed=order_seed, device=self.device
         )
@@ -442,6 +501,7 @@ class LRControlEnv(gym.Env):
     def _info(self, raw: dict) -> dict:
         tr = self.trainee
         return {
+            "task": self.task,
             "step": self.t,
             "lr": self.lr,
             "train_loss": raw["train_loss"],

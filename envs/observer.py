@@ -21,8 +21,10 @@ import torch.nn.functional as F
 from rlsched.features import (
     LOG_EPS,
     OBS_TRANSFORMS,
+    add_invariant,
     centred_sum_of_squares,
     ema,
+    fan_in,
     feature_table,
     log_var,
     symlog,
@@ -58,6 +60,7 @@ class Observer:
         ema_decay: float = 0.8,
         prediction_source: str = "train",
         obs_transform: str = "none",
+        initial_lr: float = 0.01,
     ) -> None:
         if prediction_source not in PREDICTION_SOURCES:
             raise ValueError(f"unknown prediction_source {prediction_source!r}; allowed: {list(PREDICTION_SOURCES)}")
@@ -71,6 +74,7 @@ class Observer:
             raise ValueError(f"unknown feature(s) {unknown or '(empty list)'}; allowed: {list(table)}")
         self.feature_names: list[str] = list(feature_names)
         self.horizon = horizon
+        self.initial_lr = initial_lr
         self.ema_decay = ema_decay
         self.prediction_source = prediction_source
         self.symlog = obs_transform == "symlog"
@@ -95,6 +99,15 @@ class Observer:
             ema_decay=cfg.ema_decay,
             prediction_source=cfg.prediction_source,
             obs_transform=cfg.obs_transform,
+            initial_lr=cfg.initial_lr,
+        )
+
+    def add_invariant(self, raw: dict, num_classes: int, penult_shape: torch.Size, last_shape: torch.Size) -> dict:
+        """`raw` with the task-invariant features (rlsched.features.add_invariant) for layers of these shapes."""
+        f_penult = fan_in(torch.empty(penult_shape, device="meta"))
+        f_last = fan_in(torch.empty(last_shape, device="meta"), fallback=f_penult)
+        return add_invariant(
+            raw, num_classes=num_classes, fan_in_penult=f_penult, fan_in_last=f_last, initial_lr=self.initial_lr
         )
 
     def reset(self) -> None:
@@ -162,6 +175,7 @@ class Observer:
             "log10_lr": math.log10(lr),
             "progress": t / self.horizon,
         }
+        self.add_invariant(raw, probs.shape[0], penult.shape, last.shape)
         return self.observation(raw), raw
 
     def observation(self, raw: dict[str, float]) -> np.ndarray:
@@ -266,6 +280,8 @@ class BatchObserver:
             "log10_lr": np.log10(np.asarray(lrs, dtype=np.float64)),
             "progress": np.asarray(t, dtype=np.float64) / self.single.horizon,
         }
+        # Per trainee, without the leading population dimension.
+        self.single.add_invariant(raw, probs.shape[-1], penult.shape[1:], last.shape[1:])
         return self.observation(raw), raw
 
     def observation(self, raw: dict[str, np.ndarray]) -> np.ndarray:

@@ -61,6 +61,13 @@ class LRControlVecEnv(VecEnv):
         self.cfg = cfg = env if isinstance(env, EnvConfig) else EnvConfig.from_kwargs(**dict(env))
         if int(n_envs) != n_envs or n_envs < 1:
             raise ValueError(f"n_envs must be an integer >= 1, got {n_envs}")
+        if cfg.tasks is not None:
+            # Rows of different tasks have different shapes and data; grouping them is not built yet.
+            raise ValueError(
+                f"the batched vector env runs one task; env.tasks={cfg.tasks['name']!r} draws a task per row and "
+                "reset: train with agent.vec_env=dummy or subproc, or evaluate one task at a time "
+                "(rlsched.tasks.task_env_kwargs)"
+            )
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
         self.render_mode = None

@@ -30,6 +30,8 @@ def env_kwargs(env_cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
 def task_key(env_kw: Mapping[str, Any]) -> str:
     """Names a task by everything that changes what a tuned schedule should be: data, model, budget."""
     c = EnvConfig.from_kwargs(**env_kw)
+    if c.tasks is not None:  # one setting for every task of the set (tuned on the set, applied to held-out tasks)
+        return f"taskset_{c.tasks['name']}_{c.optimizer}_K{c.steps_per_action}"
     n = "all" if c.train_size is None else c.train_size
     key = f"{c.dataset}_{c.model}_{c.optimizer}_T{c.episode_steps}_K{c.steps_per_action}_B{c.batch_size}_N{n}"
     if c.controlled_params:  # a schedule for part of the network, the rest at other_lr, is another task

@@ -26,6 +26,7 @@ class Feature:
 
 def feature_table(max_loss: float, lr_min: float, lr_max: float, weight_bound: float) -> dict[str, Feature]:
     wb = weight_bound
+    lr_decades = math.log10(lr_max / lr_min)
     return {
         f.name: f
         for f in [
@@ -41,6 +42,15 @@ def feature_table(max_loss: float, lr_min: float, lr_max: float, weight_bound: f
             # Optional extras, off by default.
             Feature("val_accuracy", 0.0, 1.0, "accuracy on the validation probe"),
             Feature("progress", 0.0, 1.0, "fraction of the episode's steps taken"),
+            # Task-invariant versions (preset "invariant"): the same value on any width, data set or initial rate
+            # for the same training state, so a controller trained on a task set can read them on a new task.
+            Feature("val_loss_rel", 0.0, max_loss, "validation-probe loss / ln C (1 = uniform predictions)"),
+            Feature("train_loss_rel", 0.0, max_loss, "training loss / ln C"),
+            Feature("penult_weight_mean_scaled", -wb, wb, "penultimate weights' mean x sqrt(fan-in)"),
+            Feature("penult_weight_var_scaled", 0.0, wb * wb, "penultimate weights' variance x fan-in"),
+            Feature("last_weight_mean_scaled", -wb, wb, "last layer's weights' mean x sqrt(fan-in)"),
+            Feature("last_weight_var_scaled", 0.0, wb * wb, "last layer's weights' variance x fan-in"),
+            Feature("log10_lr_rel", -lr_decades, lr_decades, "log10 of the LR over the task's initial LR"),
         ]
     }
 
@@ -60,8 +70,45 @@ PAPER_FEATURES = (
 # The default adds a clock: without it a policy cannot learn "decay towards the end" from features that only
 # drift with time (the authors' state has none; DACBench's SGD state has the step count).
 DEFAULT_FEATURES = (*PAPER_FEATURES, "progress")
+# The paper's 9 + progress, each made independent of the task's scale: losses relative to ln C (the loss of
+# uniform predictions), weight statistics scaled by fan-in (default initializations give var ~ 1/(3 fan-in)),
+# the LR relative to the task's initial LR. The prediction-variance EMAs are kept: they depend on the number of
+# classes only (10 on every data set here). Chosen for task sets (issue 14): with the paper's features the
+# normalized last_weight_var of a width-32 MLP sits at +2.7 where a width-128 one sits at -2.
+INVARIANT_FEATURES = (
+    "val_loss_rel",
+    "pred_log_var_ema",
+    "pred_change_log_var_ema",
+    "train_loss_rel",
+    "penult_weight_mean_scaled",
+    "penult_weight_var_scaled",
+    "last_weight_mean_scaled",
+    "last_weight_var_scaled",
+    "log10_lr_rel",
+    "progress",
+)
 # Named presets for `env.features`; "paper" is the authors' exact 9 for fidelity runs.
-FEATURE_PRESETS = {"default": DEFAULT_FEATURES, "paper": PAPER_FEATURES}
+FEATURE_PRESETS = {"default": DEFAULT_FEATURES, "paper": PAPER_FEATURES, "invariant": INVARIANT_FEATURES}
+
+
+def fan_in(param: torch.Tensor, fallback: int = 1) -> int:
+    """Inputs per output unit of a weight (its elements past the first dimension); a 1-D bias gets `fallback`
+    (the fan-in of its layer's weight)."""
+    return int(param[0].numel()) if param.dim() >= 2 else fallback
+
+
+def add_invariant(raw: dict, *, num_classes: int, fan_in_penult: int, fan_in_last: int, initial_lr: float) -> dict:
+    """`raw` (floats or numpy arrays: the single and the batched observer share it) with the task-invariant
+    features added, computed from the raw ones."""
+    ln_c = math.log(num_classes)
+    raw["val_loss_rel"] = raw["val_loss"] / ln_c
+    raw["train_loss_rel"] = raw["train_loss"] / ln_c
+    raw["penult_weight_mean_scaled"] = raw["penult_weight_mean"] * math.sqrt(fan_in_penult)
+    raw["penult_weight_var_scaled"] = raw["penult_weight_var"] * fan_in_penult
+    raw["last_weight_mean_scaled"] = raw["last_weight_mean"] * math.sqrt(fan_in_last)
+    raw["last_weight_var_scaled"] = raw["last_weight_var"] * fan_in_last
+    raw["log10_lr_rel"] = raw["log10_lr"] - math.log10(initial_lr)
+    return raw
 
 OBS_TRANSFORMS = ("none", "symlog")
 

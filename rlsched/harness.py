@@ -262,6 +262,7 @@ def _episode_result(
     curves.insert(0, "seed", seed)
     curves.insert(0, "controller", name)
     final = {
+        "task": info.get("task") or "",
         "controller": name,
         "seed": seed,
         "init_fingerprint": init,

@@ -131,7 +131,12 @@ def build_model(name: str, in_channels: int, image_size: int, num_classes: int, 
         raise ValueError(f"bad model_kwargs for {name!r}: {err}") from err
 
 
-OPTIMIZERS = ("adam", "sgd")
+# adam/sgd: torch's own. The others are what practitioners run without tuning a schedule (AlgoPerf's self-tuning
+# track): schedule-free AdamW (Defazio et al. 2024), Prodigy and D-Adaptation Adam (step-size estimators whose
+# `lr` is a multiplier of the estimated step, 1.0 by default). Each at its package's defaults but the rate.
+OPTIMIZERS = ("adam", "sgd", "schedulefree_adamw", "prodigy", "dadapt_adam")
+# The rate each package documents as its default (the zero-tuning baselines run each at it).
+PUBLISHED_DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-3, "schedulefree_adamw": 0.0025, "prodigy": 1.0, "dadapt_adam": 1.0}
 
 
 def build_optimizer(name: str, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
@@ -139,4 +144,24 @@ def build_optimizer(name: str, params, lr: float, momentum: float = 0.9, weight_
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "schedulefree_adamw":
+        import schedulefree
+
+        opt = schedulefree.AdamWScheduleFree(params, lr=lr, weight_decay=weight_decay)
+        opt.train()  # schedule-free optimizers start in neither mode; training needs train()
+        return opt
+    if name == "prodigy":
+        import prodigyopt
+
+        return prodigyopt.Prodigy(params, lr=lr, weight_decay=weight_decay)
+    if name == "dadapt_adam":
+        import dadaptation
+
+        return dadaptation.DAdaptAdam(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; allowed: {list(OPTIMIZERS)}")
+
+
+def has_eval_mode(opt: torch.optim.Optimizer) -> bool:
+    """Schedule-free optimizers train on one sequence of weights and evaluate another (the average): they need
+    `opt.eval()` before every evaluation and `opt.train()` before training again."""
+    return callable(getattr(opt, "eval", None)) and callable(getattr(opt, "train", None))

@@ -30,6 +30,7 @@ from rlsched.models import build_model
 from rlsched.precision import precision_scope
 from rlsched.trainee import Trainee
 
+BATCHED_OPTIMIZERS = ("adam", "sgd")  # written here as torch's single-tensor updates; the others run as a loop
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as build_optimizer uses them
 
 
@@ -115,6 +116,11 @@ class BatchedPopulation:
             for name, p in template.named_parameters()
         }
         self.optimizer = cfg.optimizer
+        if self.optimizer not in BATCHED_OPTIMIZERS:
+            raise ValueError(
+                f"optimizer {self.optimizer!r} has no batched update here (only {list(BATCHED_OPTIMIZERS)}); "
+                "use LoopPopulation (make_population picks it)"
+            )
         self._state = {name: [torch.zeros_like(p, requires_grad=False)] for name, p in self.params.items()}
         if self.optimizer == "adam":
             for name, p in self.params.items():
@@ -425,14 +431,16 @@ Population = BatchedPopulation | LoopPopulation
 
 def make_population(cfg, n: int, device: torch.device, kind: str = "auto") -> Population:
     """`kind`: "batched" (one vmapped model), "loop" (N Trainees) or "auto" (batched unless the model has
-    BatchNorm or the controller drives one param group only, which only the loop supports)."""
+    BatchNorm, the controller drives one param group only, or the optimizer is not Adam/SGD: only the loop supports
+    those)."""
     if kind not in ("auto", "batched", "loop"):
         raise ValueError(f"population kind must be auto, batched or loop, got {kind!r}")
     if kind == "auto":
         spec = DATASETS[cfg.dataset]
         with torch.device("meta"):
             net = build_model(cfg.model, spec.channels, spec.image_size, spec.num_classes, **cfg.model_kwargs)
-        kind = "loop" if has_batch_norm(net) or cfg.controlled_params else "batched"
+        loop = has_batch_norm(net) or cfg.controlled_params or cfg.optimizer not in BATCHED_OPTIMIZERS
+        kind = "loop" if loop else "batched"
     return (BatchedPopulation if kind == "batched" else LoopPopulation)(cfg, n, device)
 
 

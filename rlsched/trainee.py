@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlsched.data import DataSplits
-from rlsched.models import TraineeNet, build_model, build_optimizer
+from rlsched.models import TraineeNet, build_model, build_optimizer, has_eval_mode
 from rlsched.precision import precision_scope
 
 NamedParams = list[tuple[str, nn.Parameter]]
@@ -152,6 +152,7 @@ class Trainee:
             if other:
                 params.append({"params": [p for _, p in other], "lr": lr if other_lr is None else other_lr})
         self.opt = build_optimizer(optimizer, params, lr, momentum, weight_decay)
+        self._eval_switch = has_eval_mode(self.opt)
         self.controlled_group = self.opt.param_groups[0]
         self.batches_per_epoch = splits.train_size // batch_size
         self._order = torch.Generator().manual_seed(int(order_seed))
@@ -223,6 +224,14 @@ class Trainee:
         return StepResult(train_loss=train_loss.float(), last_logits=logits.detach().float())
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(mean loss, accuracy, logits) in eval mode, in chunks of eval_batch_size."""
-        with precision_scope(self.precision, self.device):
-            return evaluate(self.net, x, y, self.eval_batch_size)
+        """(mean loss, accuracy, logits) in eval mode, in chunks of eval_batch_size. A schedule-free optimizer is
+        switched to its evaluation weights for it and back to its training weights after."""
+        if not self._eval_switch:
+            with precision_scope(self.precision, self.device):
+                return evaluate(self.net, x, y, self.eval_batch_size)
+        self.opt.eval()
+        try:
+            with precision_scope(self.precision, self.device):
+                return evaluate(self.net, x, y, self.eval_batch_size)
+        finally:
+            self.opt.train()

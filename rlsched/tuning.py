@@ -225,7 +225,8 @@ class TuneSettings:
         return _json_normal(  # through JSON, so that it compares equal to the copy read back from settings.json
             {
                 "task": task_key(env_kw),
-                "training": {k: env.get(k) for k in TRAINING_FIELDS},
+                "training": {k: env.get(k) for k in TRAINING_FIELDS}
+                | ({"tasks": env["tasks"]} if env.get("tasks") else {}),
                 "baseline": baseline,
                 "fixed": {k: v for k, v in spec.items() if k not in searched},
                 "space": {k: asdict(v) for k, v in space.items()},

@@ -1,0 +1,77 @@
+"""Issue 14's protocol on held-out tasks (rlsched/taskset_protocol.py): tune per task, evaluate, report.
+
+  python scripts/taskset_protocol.py evaluate --tasks fm_w32_b1000_t30 [--no-task-tuning]
+  python scripts/taskset_protocol.py report
+Every stage resumes: tuning from its trials, the harness from results.csv. Controllers: every finished
+results/taskset/<features>/seed*/controller (or --learned name=path ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from rlsched.config import PROJECT_ROOT
+from rlsched.seeds import seed_block
+from rlsched.taskset_protocol import Protocol, collect, report, set_tuned_specs
+from rlsched.tasks import load_task_set
+
+
+def learned_artifacts(root: Path, features: str) -> dict[str, Path]:
+    runs = sorted((root / features).glob("seed*/controller/meta.json"))
+    return {f"learned_{features}_{p.parents[1].name}": p.parent for p in runs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", choices=["evaluate", "report"])
+    ap.add_argument("--held-out", default="mlp_heldout")
+    ap.add_argument("--tasks", nargs="*", help="held-out tasks to run (default: all)")
+    ap.add_argument("--features", default="invariant")
+    ap.add_argument("--runs", default="results/taskset", help="folder of the PPO runs (<features>/seed*)")
+    ap.add_argument("--out", default="results/taskset_protocol")
+    ap.add_argument("--n-seeds", type=int, default=20)
+    ap.add_argument("--no-task-tuning", action="store_true", help="skip the per-task tuned schedules")
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("RLSCHED_THREADS", "1")))
+
+    learned = learned_artifacts(PROJECT_ROOT / args.runs, args.features)
+    if not learned:
+        raise SystemExit(f"no finished controllers under {args.runs}/{args.features}/seed*/controller")
+    train_env = json.loads((next(iter(learned.values())) / "env_config.json").read_text())
+    base = {k: v for k, v in train_env.items() if k not in ("tasks", "task")} | {"test_eval": True}
+    held_out = load_task_set(args.held_out)
+    out = Path(args.out) / args.features
+    out.mkdir(parents=True, exist_ok=True)
+    proto = Protocol(
+        base_env=base,
+        held_out=held_out,
+        learned=learned,
+        set_tuned=set_tuned_specs(train_env),
+        out_dir=out,
+        seeds=seed_block("evaluation", 0, args.n_seeds),
+    )
+    tasks = args.tasks or held_out.names
+    if args.stage == "evaluate":
+        if not proto.set_tuned:
+            print("[protocol] WARNING: no schedules tuned on the training set yet (scripts/taskset_tune.sh)")
+        for task in tasks:
+            print(f"[protocol] {task}: {len(learned)} learned controllers, {args.n_seeds} seeds", flush=True)
+            proto.evaluate_task(task, tuned=not args.no_task_tuning)
+    else:
+        compute = {}
+        for name, art in learned.items():
+            summary = art.parent / "train_summary.json"
+            if summary.is_file():
+                s = json.loads(summary.read_text())
+                compute[name] = {k: s[k] for k in ("total_timesteps", "wall_seconds") if k in s}
+        md = report(collect(out, tasks), list(learned), compute, out)
+        print(md)
+
+
+if __name__ == "__main__":
+    main()
