@@ -32,7 +32,8 @@ from rlsched.trainee import Trainee, observed_of, split_params
 
 SCALE_PER = ("optimizer_step", "env_step")
 # Fields added after results folders and artifacts began storing env configs; None (their default) means "absent".
-LATER_FIELDS = ("reward_reference", "reference_cache_dir", "controlled_params", "other_lr", "precision", "tasks", "task")
+LATER_FIELDS = ("reward_reference", "reference_cache_dir", "controlled_params", "other_lr", "precision")
+LATER_FIELDS += ("tasks", "task")
 __all__ = ["ACTION_TYPES", "PREDICTION_SOURCES", "REWARD_TYPES", "SCALE_PER", "EnvConfig", "LRControlEnv"]
 
 
@@ -302,7 +303,8 @@ class EnvConfig:
     def task_config(self, name: str) -> EnvConfig:
         """The single-task config of task `name` of this config's task set."""
         ts = load_task_set(self.tasks)
-        base = {k: v for k, v in asdict(self).items() if k != "eval_batch_size" or getattr(self, "_eval_chunk_given", True)}
+        keep_chunk = getattr(self, "_eval_chunk_given", True)
+        base = {k: v for k, v in asdict(self).items() if k != "eval_batch_size" or keep_chunk}
         try:
             cfg = EnvConfig.from_kwargs(**task_env_kwargs(base, ts, name))
         except ValueError as err:

@@ -78,8 +78,10 @@ def _check_tasks(name: str, tasks: Any) -> dict[str, dict[str, Any]]:
                 f"task set {name!r}, task {task!r}: {bad} cannot vary between tasks (one policy must fit every "
                 f"task's observation and action spaces); a task may set only {list(TASK_KEYS)}"
             )
-        out[task] = {k: (dict(v) if isinstance(v, Mapping) else list(v) if isinstance(v, tuple) else v)
-                     for k, v in overrides.items()}
+        out[task] = {
+            k: (dict(v) if isinstance(v, Mapping) else list(v) if isinstance(v, tuple) else v)
+            for k, v in overrides.items()
+        }
     return out
 
 

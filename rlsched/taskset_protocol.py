@@ -9,7 +9,7 @@
   seeds): the upper reference.
 
 Every method runs on the same evaluation trainees (seeds 0..19: the same initial weights, split and data order,
-checked by `init_fingerprint` across optimizers). Δ = learned − method on the same trainee: the mean over PPO
+checked by `init_fingerprint` across optimizers). Δ = learned - method on the same trainee: the mean over PPO
 seeds with a t interval over PPO seeds, and the two-way bootstrap over PPO x evaluation seeds (rlsched.protocol).
 Methods that need another optimizer run in their own env (results folder), the rest in the task's own.
 """
@@ -33,6 +33,7 @@ from rlsched.controllers import make_controller
 from rlsched.controllers.learned import LearnedController
 from rlsched.harness import read_results, run_benchmark
 from rlsched.models import PUBLISHED_DEFAULT_LR
+from rlsched.plots import plot_lr_schedules, plot_val_loss
 from rlsched.tasks import TaskSet, task_env_kwargs
 from rlsched.tuning import TuneSettings, tune_baselines, tuning_seeds
 
@@ -181,8 +182,15 @@ def across_tasks(rows: pd.DataFrame, learned: Sequence[str], method: str, metric
         per_seed.append(protocol.difference_matrix(df, list(learned), method, metric).mean(axis=1))
     v = pd.concat(per_seed, axis=1).mean(axis=1).to_numpy()
     mean, _, lo, hi = stats.t_interval(v)
-    return {"task": "mean over tasks", "method": method, "diff_mean": mean, "t_ci_low": lo, "t_ci_high": hi,
-            "n_ppo_seeds": len(v), "ppo_seeds_better": int((v < 0).sum())}
+    return {
+        "task": "mean over tasks",
+        "method": method,
+        "diff_mean": mean,
+        "t_ci_low": lo,
+        "t_ci_high": hi,
+        "n_ppo_seeds": len(v),
+        "ppo_seeds_better": int((v < 0).sum()),
+    }
 
 
 def headroom(rows: pd.DataFrame, zero: Sequence[str], task_tuned: Sequence[str]) -> pd.DataFrame:
@@ -198,8 +206,17 @@ def headroom(rows: pd.DataFrame, zero: Sequence[str], task_tuned: Sequence[str])
         piv = df.pivot_table(index="seed", columns="controller", values="test_loss")
         d = (piv[bz] - piv[bt]).dropna().to_numpy()
         lo, hi = stats.bootstrap_mean_ci(d)
-        out.append({"task": task, "best_zero_tuning": bz, "best_task_tuned": bt, "headroom": d.mean(),
-                    "ci_low": lo, "ci_high": hi, "n_eval": len(d)})
+        out.append(
+            {
+                "task": task,
+                "best_zero_tuning": bz,
+                "best_task_tuned": bt,
+                "headroom": d.mean(),
+                "ci_low": lo,
+                "ci_high": hi,
+                "n_eval": len(d),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -226,36 +243,78 @@ def report(rows: pd.DataFrame, learned: Sequence[str], compute: Mapping[str, Any
     rows.to_csv(out_dir / "rows.csv", index=False)
 
     def table(t: pd.DataFrame, agg: pd.DataFrame) -> list[str]:
-        lines = ["| task | method | method's mean test loss | Δ (learned − method) | 95% t CI (PPO seeds) "
-                 "| 95% two-way bootstrap | PPO seeds better |", "|---|---|---:|---:|---:|---:|---:|"]
+        lines = [
+            "| task | method | method's mean test loss | Δ (learned - method) | 95% t CI (PPO seeds) "
+            "| 95% two-way bootstrap | PPO seeds better |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
         for _, r in t.iterrows():
-            lines.append(f"| {r.task} | {r.method} | {r.method_mean:.4f} | {_f(r.diff_mean)} | [{_f(r.t_ci_low)}, "
-                         f"{_f(r.t_ci_high)}] | [{_f(r.boot2_ci_low)}, {_f(r.boot2_ci_high)}] | "
-                         f"{r.ppo_seeds_better}/{r.n_ppo_seeds} |")
+            lines.append(
+                f"| {r.task} | {r.method} | {r.method_mean:.4f} | {_f(r.diff_mean)} | [{_f(r.t_ci_low)}, "
+                f"{_f(r.t_ci_high)}] | [{_f(r.boot2_ci_low)}, {_f(r.boot2_ci_high)}] | "
+                f"{r.ppo_seeds_better}/{r.n_ppo_seeds} |"
+            )
         for _, r in agg.iterrows():
-            lines.append(f"| **{r.task}** | {r.method} | | {_f(r.diff_mean)} | [{_f(r.t_ci_low)}, {_f(r.t_ci_high)}] "
-                         f"| | {r.ppo_seeds_better}/{r.n_ppo_seeds} |")
+            lines.append(
+                f"| **{r.task}** | {r.method} | | {_f(r.diff_mean)} | [{_f(r.t_ci_low)}, {_f(r.t_ci_high)}] "
+                f"| | {r.ppo_seeds_better}/{r.n_ppo_seeds} |"
+            )
         return lines
 
     n_eval = int(rows.groupby(["task", "controller"]).size().min())
     lines = [
-        "# Held-out tasks: the learned controller against zero-tuning methods and per-task tuned schedules", "",
+        "# Held-out tasks: the learned controller against zero-tuning methods and per-task tuned schedules",
+        "",
         f"Learned controllers: {', '.join(learned)} ({len(learned)} PPO seeds); {n_eval}+ evaluation seeds per "
         f"task; Δ < 0: the learned controller is better. Training compute per controller: "
-        f"{json.dumps(dict(compute))}.", "",
-        "## Table 1: zero tuning (AlgoPerf self-tuning ruleset)", "", *table(t1, agg1), "",
-        "## Table 2: per-task tuned schedules (external tuning, 24 trials each on 2 tuning seeds)", "",
-        *table(t2, agg2), "",
-        "## Headroom: best zero-tuning method − best per-task tuned schedule (test loss)", "",
+        f"{json.dumps(dict(compute))}.",
+        "",
+        "## Table 1: zero tuning (AlgoPerf self-tuning ruleset)",
+        "",
+        *table(t1, agg1),
+        "",
+        "## Table 2: per-task tuned schedules (external tuning, 24 trials each on 2 tuning seeds)",
+        "",
+        *table(t2, agg2),
+        "",
+        "## Headroom: best zero-tuning method - best per-task tuned schedule (test loss)",
+        "",
         "| task | best zero-tuning | best per-task tuned | headroom | 95% bootstrap CI | n |",
         "|---|---|---|---:|---:|---:|",
-        *[f"| {r.task} | {r.best_zero_tuning} | {r.best_task_tuned} | {_f(r.headroom)} | [{_f(r.ci_low)}, "
-          f"{_f(r.ci_high)}] | {r.n_eval} |" for _, r in head.iterrows()], "",
-        "## Mean test loss per method and task", "", *_markdown_frame(means), "",
+        *[
+            f"| {r.task} | {r.best_zero_tuning} | {r.best_task_tuned} | {_f(r.headroom)} | [{_f(r.ci_low)}, "
+            f"{_f(r.ci_high)}] | {r.n_eval} |"
+            for _, r in head.iterrows()
+        ],
+        "",
+        "## Mean test loss per method and task",
+        "",
+        *_markdown_frame(means),
+        "",
     ]
+    figures = plot_tasks(out_dir, list(means.columns), learned)
+    lines += ["## Figures (LR schedule and validation loss per task, mean over seeds)", ""]
+    lines += [f"- `{p.relative_to(out_dir)}`" for p in figures] + [""]
     md = "\n".join(lines)
     (out_dir / "report.md").write_text(md)
     return md
+
+
+def plot_tasks(out_dir: Path, tasks: Sequence[str], learned: Sequence[str]) -> list[Path]:
+    """Per task, the learned controllers' schedules beside the Adam-driven references (the other optimizers hold
+    a constant rate), from the harness's per-run curves."""
+    shown = [*learned, "adam@stated", "warmup_cosine@set", "warmup_cosine@task", "one_cycle@task"]
+    paths = []
+    for task in tasks:
+        files = [
+            f for f in sorted((out_dir / task / "adam" / "curves").glob("*.csv")) if f.name.split("__")[0] in shown
+        ]
+        if not files:
+            continue
+        curves = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+        paths.append(plot_lr_schedules(curves, out_dir / task / "lr_schedules.png"))
+        paths.append(plot_val_loss(curves, out_dir / task / "val_loss.png"))
+    return paths
 
 
 def _markdown_frame(df: pd.DataFrame) -> list[str]:

@@ -17,8 +17,8 @@ import torch
 
 from rlsched.config import PROJECT_ROOT
 from rlsched.seeds import seed_block
-from rlsched.taskset_protocol import Protocol, collect, report, set_tuned_specs
 from rlsched.tasks import load_task_set
+from rlsched.taskset_protocol import Protocol, collect, report, set_tuned_specs
 
 
 def learned_artifacts(root: Path, features: str) -> dict[str, Path]:

@@ -63,7 +63,7 @@ def test_every_experiment_composes(experiment):
 GROUP_OPTIONS = [
     (g.name, o.stem)
     for g in sorted(CONF.iterdir())
-    if g.is_dir() and g.name not in ("experiment", "tuned", "tasks")  # tasks: data read by rlsched.tasks (env.tasks=<set>)
+    if g.is_dir() and g.name not in ("experiment", "tuned", "tasks")  # tasks: data for env.tasks=<set>
     for o in sorted(g.glob("*.yaml"))
 ]
 

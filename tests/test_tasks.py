@@ -179,4 +179,4 @@ def test_tuning_on_a_task_set_scores_one_setting_over_its_tasks(set_kwargs, tmp_
 
 
 def test_tasks_dir_is_the_projects() -> None:
-    assert TASKS_DIR == Path(__file__).resolve().parents[1] / "conf" / "tasks"
+    assert Path(__file__).resolve().parents[1] / "conf" / "tasks" == TASKS_DIR
