@@ -87,8 +87,10 @@ class Protocol:
         return {b: {**specs[b], **tuned[b]} for b in self.task_tuned_baselines}
 
     # --- evaluation -----------------------------------------------------------------------------------------
-    def evaluate_task(self, task: str, *, tuned: bool = True) -> pd.DataFrame:
-        """Every method on every evaluation seed of `task` (resumes: finished runs are kept)."""
+    def evaluate_task(self, task: str, *, tuned: bool = True, learned_only: bool = False) -> pd.DataFrame:
+        """Every method on every evaluation seed of `task` (resumes: finished runs are kept). `learned_only`: the
+        learned controllers alone (an ablation whose references are another protocol folder's, on the same
+        trainees)."""
         kw = self.task_kw(task)
         stated = float(kw.get("initial_lr", 0.01))
         folder = self.out_dir / task
@@ -99,10 +101,12 @@ class Protocol:
         adam = [*learned]
         adam += [_constant(z.name, stated if z.lr == "stated" else z.lr) for z in ZERO_TUNING if z.optimizer == "adam"]
         adam += [_spec_controller(f"{b}@set", spec) for b, spec in self.set_tuned.items()]
-        if tuned:
+        if tuned and not learned_only:
             adam += [_spec_controller(f"{b}@task", spec) for b, spec in self.tune_task(task).items()]
+        if learned_only:
+            adam = learned
         frames = [run_benchmark(kw, adam, self.seeds, folder / "adam", env=env, progress=False)[0]]
-        for z in ZERO_TUNING:
+        for z in [] if learned_only else ZERO_TUNING:
             if z.optimizer == "adam":
                 continue
             lr = stated if z.lr == "stated" else float(z.lr)
@@ -140,10 +144,12 @@ def set_tuned_specs(train_env: Mapping[str, Any], tuned_dir: str | Path | None =
     return {b: {**specs[b], **v} for b, v in load_tuned(dict(train_env), tuned_dir).items()}
 
 
-def collect(out_dir: Path, tasks: Sequence[str]) -> pd.DataFrame:
+def collect(out_dir: Path, tasks: Sequence[str], extra: Sequence[Path] = ()) -> pd.DataFrame:
+    """Every results row of `tasks` under `out_dir` (and the `extra` protocol folders: ablations)."""
     frames = []
     for task in tasks:
-        for f in sorted((out_dir / task).glob("*/results.csv")):
+        files = [f for d in (out_dir, *extra) for f in sorted((d / task).glob("*/results.csv"))]
+        for f in files:
             df = read_results(f)
             df["task"] = task
             frames.append(df)
@@ -224,40 +230,53 @@ def _f(v: float) -> str:
     return "n/a" if not np.isfinite(v) else f"{v:+.4f}"
 
 
-def report(rows: pd.DataFrame, learned: Sequence[str], compute: Mapping[str, Any], out_dir: Path) -> str:
-    """Tables 1 and 2, headroom and per-task means, as Markdown (and CSVs beside it)."""
+def report(
+    rows: pd.DataFrame, configurations: Mapping[str, Sequence[str]], compute: Mapping[str, Any], out_dir: Path
+) -> str:
+    """Tables 1 and 2, headroom and per-task means, as Markdown (and CSVs beside it). `configurations` maps a
+    configuration (e.g. the feature set) to its learned controllers, one per PPO seed."""
     check_pairing(rows)
     controllers = set(rows.controller)
     zero = [z.name for z in ZERO_TUNING] + sorted(c for c in controllers if c.endswith("@set"))
     task_tuned = sorted(c for c in controllers if c.endswith("@task"))
-    learned = [c for c in learned if c in controllers]
-    t1 = pd.DataFrame(_delta_rows(rows, learned, zero, "test_loss"))
-    t2 = pd.DataFrame(_delta_rows(rows, learned, task_tuned, "test_loss"))
-    agg1 = pd.DataFrame([r for m in zero if (r := across_tasks(rows, learned, m, "test_loss"))])
-    agg2 = pd.DataFrame([r for m in task_tuned if (r := across_tasks(rows, learned, m, "test_loss"))])
+    configurations = {k: [c for c in v if c in controllers] for k, v in configurations.items()}
+    configurations = {k: v for k, v in configurations.items() if v}
+    learned = [c for v in configurations.values() for c in v]
+    parts: dict[str, list[pd.DataFrame]] = {"t1": [], "t2": [], "agg1": [], "agg2": []}
+    for config, ctrls in configurations.items():
+        for key, methods in (("1", zero), ("2", task_tuned)):
+            t = pd.DataFrame(_delta_rows(rows, ctrls, methods, "test_loss"))
+            agg = pd.DataFrame([r for m in methods if (r := across_tasks(rows, ctrls, m, "test_loss"))])
+            for df in (t, agg):
+                df.insert(0, "configuration", config)
+            parts["t" + key].append(t)
+            parts["agg" + key].append(agg)
+    t1, t2, agg1, agg2 = (pd.concat(parts[k], ignore_index=True) for k in ("t1", "t2", "agg1", "agg2"))
     head = headroom(rows, zero, task_tuned)
     means = rows.pivot_table(index="controller", columns="task", values="test_loss", aggfunc="mean")
     for name, df in (("table1_zero_tuning", t1), ("table2_task_tuned", t2), ("headroom", head)):
         df.to_csv(out_dir / f"{name}.csv", index=False)
+    pd.concat([agg1, agg2], ignore_index=True).to_csv(out_dir / "across_tasks.csv", index=False)
     means.to_csv(out_dir / "mean_test_loss.csv")
     rows.to_csv(out_dir / "rows.csv", index=False)
 
     def table(t: pd.DataFrame, agg: pd.DataFrame) -> list[str]:
         lines = [
-            "| task | method | method's mean test loss | Δ (learned - method) | 95% t CI (PPO seeds) "
+            "| configuration | task | method | method's mean test loss | Δ (learned - method) | 95% t CI (PPO seeds) "
             "| 95% two-way bootstrap | PPO seeds better |",
-            "|---|---|---:|---:|---:|---:|---:|",
+            "|---|---|---|---:|---:|---:|---:|---:|",
         ]
         for _, r in t.iterrows():
             lines.append(
-                f"| {r.task} | {r.method} | {r.method_mean:.4f} | {_f(r.diff_mean)} | [{_f(r.t_ci_low)}, "
+                f"| {r.configuration} | {r.task} | {r.method} | {r.method_mean:.4f} | {_f(r.diff_mean)} "
+                f"| [{_f(r.t_ci_low)}, "
                 f"{_f(r.t_ci_high)}] | [{_f(r.boot2_ci_low)}, {_f(r.boot2_ci_high)}] | "
                 f"{r.ppo_seeds_better}/{r.n_ppo_seeds} |"
             )
         for _, r in agg.iterrows():
             lines.append(
-                f"| **{r.task}** | {r.method} | | {_f(r.diff_mean)} | [{_f(r.t_ci_low)}, {_f(r.t_ci_high)}] "
-                f"| | {r.ppo_seeds_better}/{r.n_ppo_seeds} |"
+                f"| {r.configuration} | **{r.task}** | {r.method} | | {_f(r.diff_mean)} "
+                f"| [{_f(r.t_ci_low)}, {_f(r.t_ci_high)}] | | {r.ppo_seeds_better}/{r.n_ppo_seeds} |"
             )
         return lines
 
@@ -265,7 +284,9 @@ def report(rows: pd.DataFrame, learned: Sequence[str], compute: Mapping[str, Any
     lines = [
         "# Held-out tasks: the learned controller against zero-tuning methods and per-task tuned schedules",
         "",
-        f"Learned controllers: {', '.join(learned)} ({len(learned)} PPO seeds); {n_eval}+ evaluation seeds per "
+        "Learned controllers: "
+        + "; ".join(f"{k}: {len(v)} PPO seeds ({', '.join(v)})" for k, v in configurations.items())
+        + f"; {n_eval}+ evaluation seeds per "
         f"task; Δ < 0: the learned controller is better. Training compute per controller: "
         f"{json.dumps(dict(compute))}.",
         "",

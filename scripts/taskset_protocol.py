@@ -36,6 +36,14 @@ def main() -> None:
     ap.add_argument("--out", default="results/taskset_protocol")
     ap.add_argument("--n-seeds", type=int, default=20)
     ap.add_argument("--no-task-tuning", action="store_true", help="skip the per-task tuned schedules")
+    ap.add_argument("--learned-only", action="store_true", help="evaluate only the learned controllers (ablation)")
+    ap.add_argument(
+        "--with",
+        dest="extra",
+        nargs="*",
+        default=[],
+        help="report: also the learned rows of these feature sets' folders (ablations evaluated with --learned-only)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("RLSCHED_THREADS", "1")))
 
@@ -61,7 +69,7 @@ def main() -> None:
             print("[protocol] WARNING: no schedules tuned on the training set yet (scripts/taskset_tune.sh)")
         for task in tasks:
             print(f"[protocol] {task}: {len(learned)} learned controllers, {args.n_seeds} seeds", flush=True)
-            proto.evaluate_task(task, tuned=not args.no_task_tuning)
+            proto.evaluate_task(task, tuned=not args.no_task_tuning, learned_only=args.learned_only)
     else:
         compute = {}
         for name, art in learned.items():
@@ -69,7 +77,11 @@ def main() -> None:
             if summary.is_file():
                 s = json.loads(summary.read_text())
                 compute[name] = {k: s[k] for k in ("total_timesteps", "wall_seconds") if k in s}
-        md = report(collect(out, tasks), list(learned), compute, out)
+        extra = [Path(args.out) / f for f in args.extra]
+        configurations = {args.features: list(learned)}
+        for f in args.extra:
+            configurations[f] = list(learned_artifacts(PROJECT_ROOT / args.runs, f))
+        md = report(collect(out, tasks, extra), configurations, compute, out)
         print(md)
 
 

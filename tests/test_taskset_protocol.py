@@ -65,7 +65,7 @@ def protocol_run(tmp_path_factory, data_dir: Path):
     for task in HELD["tasks"]:
         proto.evaluate_task(task)
     rows = collect(proto.out_dir, list(HELD["tasks"]))
-    md = report(rows, list(learned), {"learned_s0": {"total_timesteps": 0}}, proto.out_dir)
+    md = report(rows, {"invariant": list(learned)}, {"learned_s0": {"total_timesteps": 0}}, proto.out_dir)
     return proto, rows, md
 
 
