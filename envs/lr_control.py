@@ -22,6 +22,7 @@ import torch
 
 from envs.actions import ACTION_TYPES, clip, make_action_map
 from envs.observer import PREDICTION_SOURCES, Observer
+from envs.reference import ReferenceRunner, check_spec
 from envs.rewards import REWARD_TYPES, make_reward
 from rlsched.data import DATASETS, DataSplits, check_sizes, make_splits
 from rlsched.features import DEFAULT_FEATURES, FEATURE_PRESETS, OBS_TRANSFORMS, feature_table
@@ -272,13 +273,7 @@ class EnvConfig:
             return
         if not isinstance(ref, Mapping) or "kind" not in ref:
             raise ValueError(f"reward_reference must be a controller spec with a 'kind', e.g. {example}; got {ref!r}")
-        from rlsched.controllers import make_controller  # lazily: rlsched imports envs
-
-        params = dict(ref)
-        try:
-            make_controller(params.pop("kind"), **params)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"bad reward_reference {dict(ref)}: {err}") from err
+        check_spec(ref)  # by the installed reference runner, which knows the controllers
         self.reward_reference = dict(ref)
 
     def make_splits(self, split_seed: int, device: torch.device) -> DataSplits:
@@ -316,12 +311,13 @@ class LRControlEnv(gym.Env):
     (envs.rewards). The episode seed: `reset(seed=s)` fixes the split, the initialization and the data order. A
     reward that needs the seed (paired_log compares with a reference run on the same trainee) gets `s`; after
     `reset()` without a seed it gets a seed drawn from the env's `np_random`, which then seeds the episode as
-    `reset(seed=drawn)` would (`episode_seed` holds it).
+    `reset(seed=drawn)` would (`episode_seed` holds it). `reference_runner` runs paired_log's reference baseline
+    (default: the installed one, see envs.reference).
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, **kwargs):
+    def __init__(self, reference_runner: ReferenceRunner | None = None, **kwargs):
         self.cfg = cfg = EnvConfig.from_kwargs(**kwargs)
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
@@ -334,7 +330,7 @@ class LRControlEnv(gym.Env):
         self.observation_space = self.observer.space
         self.action_map = make_action_map(cfg)
         self.action_space = self.action_map.space
-        self.reward_fn = make_reward(cfg, self.div_loss)
+        self.reward_fn = make_reward(cfg, self.div_loss, reference_runner)
         # Fail on missing data here, at construction, not at the first reset.
         split_seed = 0 if cfg.split_seed is None else cfg.split_seed
         self._splits = self._make_splits(split_seed)
