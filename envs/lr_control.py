@@ -15,6 +15,7 @@ import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
@@ -22,13 +23,15 @@ import torch
 
 from envs.actions import ACTION_TYPES, clip, make_action_map
 from envs.observer import PREDICTION_SOURCES, Observer
-from envs.reference import ReferenceRunner, check_spec
 from envs.rewards import REWARD_TYPES, make_reward
 from rlsched.data import DATASETS, DataSplits, check_sizes, make_splits
 from rlsched.features import DEFAULT_FEATURES, FEATURE_PRESETS, OBS_TRANSFORMS, feature_table
 from rlsched.models import MODELS, OPTIMIZERS, build_model
 from rlsched.precision import PRECISIONS, default_eval_chunk
 from rlsched.trainee import Trainee, observed_of, split_params
+
+if TYPE_CHECKING:
+    from envs.reference import ReferenceRunner
 
 SCALE_PER = ("optimizer_step", "env_step")
 # Fields added after results folders and artifacts began storing env configs; None (their default) means "absent".
@@ -273,7 +276,7 @@ class EnvConfig:
             return
         if not isinstance(ref, Mapping) or "kind" not in ref:
             raise ValueError(f"reward_reference must be a controller spec with a 'kind', e.g. {example}; got {ref!r}")
-        check_spec(ref)  # by the installed reference runner, which knows the controllers
+        # Whether the spec names a valid baseline is for the reference runner to say, when the env is built.
         self.reward_reference = dict(ref)
 
     def make_splits(self, split_seed: int, device: torch.device) -> DataSplits:

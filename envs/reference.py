@@ -12,7 +12,8 @@ only says which run is needed and keeps its result.
 
 Curves are cached per (reference env identity, reference spec, episode seed): in this module for the life of
 the process (every env, every PPO seed and every episode on a reused training trainee shares them) and, if
-`cfg.reference_cache_dir` is set, as one JSON file per key in that folder.
+`cfg.reference_cache_dir` is set, as one JSON file per key in that folder. The runner is not part of the key: any
+runner must give the curve its spec defines.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class ReferenceRunner(Protocol):
     """Runs a reference baseline, given as a controller spec such as {kind: plateau, lr: 0.01}."""
 
     def check(self, spec: Mapping[str, Any]) -> None:
-        """Raise TypeError or ValueError if `spec` names no valid baseline (called when a config is validated)."""
+        """Raise TypeError or ValueError if `spec` names no valid baseline (called when an env is built)."""
 
     def run(self, cfg: EnvConfig, spec: Mapping[str, Any], seed: int) -> list[float]:
         """The probe validation losses at steps 0, 1, ... of `spec` on an env built from `cfg` (a
@@ -85,23 +86,15 @@ def _require_runner(runner: ReferenceRunner | None) -> ReferenceRunner:
     return runner
 
 
-def check_spec(spec: Mapping[str, Any], runner: ReferenceRunner | None = None) -> None:
-    """Validate a reward_reference spec with `runner` (default: the installed one; with none, nothing to check
-    it against yet: the env then fails at construction, asking for a runner)."""
-    runner = runner or _RUNNER
-    if runner is None:
-        return
-    try:
-        runner.check(spec)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"bad reward_reference {dict(spec)}: {err}") from err
-
-
 def reference_provider(cfg: EnvConfig, runner: ReferenceRunner | None = None) -> Callable[[int], list[float]]:
     """The paired reward's reference: episode seed -> `reference_curve(cfg, seed)`, run by `runner` (default:
     the installed one). Fails here, at env construction, when there is no runner or the spec is bad."""
     runner = _require_runner(runner)
-    check_spec(cfg.reward_reference or {}, runner)
+    spec = cfg.reward_reference or {}
+    try:
+        runner.check(spec)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"bad reward_reference {dict(spec)}: {err}") from err
     return lambda seed: reference_curve(cfg, seed, runner)
 
 
