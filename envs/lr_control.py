@@ -15,6 +15,7 @@ import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
@@ -29,6 +30,9 @@ from rlsched.models import MODELS, OPTIMIZERS, build_model
 from rlsched.precision import PRECISIONS, default_eval_chunk
 from rlsched.tasks import load_task_set, task_env_kwargs
 from rlsched.trainee import Trainee, observed_of, split_params
+
+if TYPE_CHECKING:
+    from envs.reference import ReferenceRunner
 
 SCALE_PER = ("optimizer_step", "env_step")
 # Fields added after results folders and artifacts began storing env configs; None (their default) means "absent".
@@ -281,13 +285,7 @@ class EnvConfig:
             return
         if not isinstance(ref, Mapping) or "kind" not in ref:
             raise ValueError(f"reward_reference must be a controller spec with a 'kind', e.g. {example}; got {ref!r}")
-        from rlsched.controllers import make_controller  # lazily: rlsched imports envs
-
-        params = dict(ref)
-        try:
-            make_controller(params.pop("kind"), **params)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"bad reward_reference {dict(ref)}: {err}") from err
+        # Whether the spec names a valid baseline is for the reference runner to say, when the env is built.
         self.reward_reference = dict(ref)
 
     def _check_tasks(self) -> None:
@@ -346,13 +344,15 @@ class LRControlEnv(gym.Env):
     (envs.rewards). The episode seed: `reset(seed=s)` fixes the split, the initialization and the data order. A
     reward that needs the seed (paired_log compares with a reference run on the same trainee) gets `s`; after
     `reset()` without a seed it gets a seed drawn from the env's `np_random`, which then seeds the episode as
-    `reset(seed=drawn)` would (`episode_seed` holds it).
+    `reset(seed=drawn)` would (`episode_seed` holds it). `reference_runner` runs paired_log's reference baseline
+    (default: the installed one, see envs.reference).
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, **kwargs):
+    def __init__(self, reference_runner: ReferenceRunner | None = None, **kwargs):
         self.cfg = cfg = EnvConfig.from_kwargs(**kwargs)
+        self._reference_runner = reference_runner
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
         dev = cfg.device
@@ -390,7 +390,8 @@ class LRControlEnv(gym.Env):
             spec = DATASETS[cfg.dataset]
             div_loss = cfg.divergence_loss or 2.0 * math.log(spec.num_classes)
             observer = Observer.from_config(cfg)
-            self._task_parts[name] = (cfg, spec, div_loss, observer, make_action_map(cfg), make_reward(cfg, div_loss))
+            reward = make_reward(cfg, div_loss, self._reference_runner)
+            self._task_parts[name] = (cfg, spec, div_loss, observer, make_action_map(cfg), reward)
         cfg, self.spec_data, self.div_loss, self.observer, self.action_map, self.reward_fn = self._task_parts[name]
         if name is not None:
             self.cfg = cfg

@@ -1,13 +1,19 @@
 """Reference curves for the paired reward: a baseline's probe losses on a given trainee, computed once.
 
-`reference_curve(cfg, seed)` runs the baseline `cfg.reward_reference` for one episode on an internal copy of the
-env (`reference_env_config`: per-step reward, no final evaluation, no reference of its own) with the same
+`reference_curve(cfg, seed)` has the baseline `cfg.reward_reference` run for one episode on an internal copy of
+the env (`reference_env_config`: per-step reward, no final evaluation, no reference of its own) with the same
 episode seed, hence the same initialization, split and data order as the episode it is compared with, and
 returns the probe's validation loss at steps 0, 1, ... (shorter than episode_steps + 1 if the baseline diverged).
 
+The env knows no controllers: running a baseline spec is the job of a `ReferenceRunner` that the code knowing
+controllers supplies, either per env (`LRControlEnv(reference_runner=...)`) or for the process
+(`install_runner`; `import rlsched.reference` installs rlsched's, and `rlsched.config` imports it). This module
+only says which run is needed and keeps its result.
+
 Curves are cached per (reference env identity, reference spec, episode seed): in this module for the life of
 the process (every env, every PPO seed and every episode on a reused training trainee shares them) and, if
-`cfg.reference_cache_dir` is set, as one JSON file per key in that folder.
+`cfg.reference_cache_dir` is set, as one JSON file per key in that folder. The runner is not part of the key: any
+runner must give the curve its spec defines.
 """
 
 from __future__ import annotations
@@ -16,14 +22,15 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 if TYPE_CHECKING:
-    from envs.lr_control import EnvConfig, LRControlEnv
+    from envs.lr_control import EnvConfig
 
 # Fields that say where data lies, how many threads run or where curves are cached: they change no number.
 PLACE_FIELDS = ("data_dir", "verify_checksums", "torch_threads", "reference_cache_dir")
@@ -41,15 +48,59 @@ class CacheStats:
         self.hits = self.disk_hits = self.computed = 0
 
 
+class ReferenceRunner(Protocol):
+    """Runs a reference baseline, given as a controller spec such as {kind: plateau, lr: 0.01}."""
+
+    def check(self, spec: Mapping[str, Any]) -> None:
+        """Raise TypeError or ValueError if `spec` names no valid baseline (called when an env is built)."""
+
+    def run(self, cfg: EnvConfig, spec: Mapping[str, Any], seed: int) -> list[float]:
+        """The probe validation losses at steps 0, 1, ... of `spec` on an env built from `cfg` (a
+        `reference_env_config`) reset with `seed`, up to but not including a step at which the run diverged."""
+
+
 STATS = CacheStats()
 _CURVES: dict[str, list[float]] = {}
-_ENVS: dict[str, LRControlEnv] = {}
+_RUNNER: ReferenceRunner | None = None
+
+
+def install_runner(runner: ReferenceRunner | None) -> ReferenceRunner | None:
+    """Make `runner` the process's reference runner (None: none); returns the one it replaces."""
+    global _RUNNER
+    previous, _RUNNER = _RUNNER, runner
+    return previous
+
+
+def installed_runner() -> ReferenceRunner | None:
+    return _RUNNER
+
+
+def _require_runner(runner: ReferenceRunner | None) -> ReferenceRunner:
+    runner = runner or _RUNNER
+    if runner is None:
+        raise ValueError(
+            "reward=paired_log needs a reference runner to run its baseline, and none is installed: "
+            "`import rlsched.reference` installs rlsched's (rlsched.config does so), or pass "
+            "LRControlEnv(reference_runner=...)"
+        )
+    return runner
+
+
+def reference_provider(cfg: EnvConfig, runner: ReferenceRunner | None = None) -> Callable[[int], list[float]]:
+    """The paired reward's reference: episode seed -> `reference_curve(cfg, seed)`, run by `runner` (default:
+    the installed one). Fails here, at env construction, when there is no runner or the spec is bad."""
+    runner = _require_runner(runner)
+    spec = cfg.reward_reference or {}
+    try:
+        runner.check(spec)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"bad reward_reference {dict(spec)}: {err}") from err
+    return lambda seed: reference_curve(cfg, seed, runner)
 
 
 def clear_cache() -> None:
-    """Forget every in-process curve and internal env (the disk cache is left alone) and zero the counters."""
+    """Forget every in-process curve (the disk cache is left alone) and zero the counters."""
     _CURVES.clear()
-    _ENVS.clear()
     STATS.reset()
 
 
@@ -57,9 +108,7 @@ def reference_env_config(cfg: EnvConfig) -> EnvConfig:
     """The env a reference run uses: `cfg` with the reward fields at their defaults, no reference, no final
     evaluation. Everything that shapes the trainee's trajectory (data, model, optimizer, budget, LR bounds,
     divergence threshold, device) is kept."""
-    from envs.lr_control import EnvConfig
-
-    default = EnvConfig()
+    default = type(cfg)()  # the EnvConfig class, without importing the module that imports this one
     return replace(
         cfg,
         reward="neg_val_loss",
@@ -95,8 +144,9 @@ def cache_key(cfg: EnvConfig, seed: int) -> tuple[str, dict[str, Any]]:
     return hashlib.sha1(blob.encode()).hexdigest()[:16], key
 
 
-def reference_curve(cfg: EnvConfig, seed: int) -> list[float]:
-    """Probe validation losses of the reference baseline on episode `seed`, from a cache when possible."""
+def reference_curve(cfg: EnvConfig, seed: int, runner: ReferenceRunner | None = None) -> list[float]:
+    """Probe validation losses of the reference baseline on episode `seed`, from a cache when possible, else run
+    by `runner` (default: the installed one)."""
     if not cfg.reward_reference:
         raise ValueError("reference_curve needs cfg.reward_reference (a baseline controller spec)")
     digest, key = cache_key(cfg, seed)
@@ -108,42 +158,11 @@ def reference_curve(cfg: EnvConfig, seed: int) -> list[float]:
     if curve is not None:
         STATS.disk_hits += 1
     else:
-        curve = _run_reference(cfg, seed)
+        curve = _require_runner(runner).run(reference_env_config(cfg), dict(cfg.reward_reference), int(seed))
         STATS.computed += 1
         if folder:
             _write_disk(folder / f"{digest}.json", key, curve)
     _CURVES[digest] = curve
-    return curve
-
-
-def _reference_env(cfg: EnvConfig) -> LRControlEnv:
-    """One internal env per reference env identity, shared by every env in the process (it holds the data)."""
-    from envs.lr_control import LRControlEnv
-
-    ref_cfg = reference_env_config(cfg)
-    digest = hashlib.sha1(json.dumps(_identity(ref_cfg), sort_keys=True, default=str).encode()).hexdigest()
-    if digest not in _ENVS:
-        _ENVS[digest] = LRControlEnv(**ref_cfg.to_dict())
-    return _ENVS[digest]
-
-
-def _run_reference(cfg: EnvConfig, seed: int) -> list[float]:
-    from rlsched.controllers import make_controller  # lazily: rlsched imports envs
-
-    spec = dict(cfg.reward_reference or {})
-    controller = make_controller(spec.pop("kind"), **spec)
-    env = _reference_env(cfg)
-    obs, info = env.reset(seed=seed)
-    controller.reset(env, obs, info)
-    curve = [info["val_loss"]]
-    while True:
-        action = controller.act(obs, info)
-        obs, _, terminated, truncated, info = env.step_lr(action) if controller.sets_lr else env.step(action)
-        if info["diverged"]:
-            break  # the curve stops here: the reward counts the rest as divergence_loss
-        curve.append(info["val_loss"])
-        if terminated or truncated:
-            break
     return curve
 
 

@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from envs.reference import ReferenceRunner, reference_provider
+
 if TYPE_CHECKING:
     from envs.lr_control import EnvConfig
 
@@ -145,22 +147,21 @@ class PairedLog(Reward):
         return sum(_log(ref) - log_div for ref in self.curve[t : self.horizon + 1])
 
 
-def _paired_log(cfg: EnvConfig, div_loss: float) -> PairedLog:
-    from envs.reference import reference_curve  # lazily: it builds envs, and envs build rewards
-
-    return PairedLog(cfg.episode_steps, div_loss, cfg.divergence_penalty, lambda seed: reference_curve(cfg, seed))
+def _paired_log(cfg: EnvConfig, div: float, runner: ReferenceRunner | None) -> PairedLog:
+    return PairedLog(cfg.episode_steps, div, cfg.divergence_penalty, reference_provider(cfg, runner))
 
 
-REWARDS: dict[str, Callable[[EnvConfig, float], Reward]] = {
-    "neg_val_loss": lambda cfg, div: NegValLoss(cfg.episode_steps, div, cfg.divergence_penalty),
-    "paper": lambda cfg, div: PaperReward(cfg.episode_steps, div, cfg.divergence_penalty, cfg.reward_baseline),
-    "final_only": lambda cfg, div: FinalOnly(cfg.episode_steps, div, cfg.divergence_penalty),
-    "log_diff": lambda cfg, div: LogDiff(cfg.episode_steps, div, cfg.divergence_penalty),
+REWARDS: dict[str, Callable[[EnvConfig, float, ReferenceRunner | None], Reward]] = {
+    "neg_val_loss": lambda cfg, div, _: NegValLoss(cfg.episode_steps, div, cfg.divergence_penalty),
+    "paper": lambda cfg, div, _: PaperReward(cfg.episode_steps, div, cfg.divergence_penalty, cfg.reward_baseline),
+    "final_only": lambda cfg, div, _: FinalOnly(cfg.episode_steps, div, cfg.divergence_penalty),
+    "log_diff": lambda cfg, div, _: LogDiff(cfg.episode_steps, div, cfg.divergence_penalty),
     "paired_log": _paired_log,
 }
 REWARD_TYPES = tuple(REWARDS)
 
 
-def make_reward(cfg: EnvConfig, div_loss: float) -> Reward:
-    """The reward `cfg.reward` names; `div_loss`: the loss a diverged run is scored at."""
-    return REWARDS[cfg.reward](cfg, div_loss)
+def make_reward(cfg: EnvConfig, div_loss: float, reference_runner: ReferenceRunner | None = None) -> Reward:
+    """The reward `cfg.reward` names; `div_loss`: the loss a diverged run is scored at; `reference_runner`: what
+    runs paired_log's reference baseline (default: the process's installed one, see envs.reference)."""
+    return REWARDS[cfg.reward](cfg, div_loss, reference_runner)

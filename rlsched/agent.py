@@ -32,6 +32,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 
 from envs.lr_control import EnvConfig, LRControlEnv
+from envs.reference import installed_runner
 from envs.seed_pool import SeedPool
 from envs.vector import LRControlVecEnv
 from rlsched.artifact import ALGORITHMS, PLACE_KEYS, algorithm_class, save_artifact
@@ -109,9 +110,12 @@ def make_vec_env(
         # One process per env: split the cores instead of letting each grab all of them.
         kwargs["torch_threads"] = max(1, (os.cpu_count() or 1) // n_envs)
 
+    runner = installed_runner()  # handed to each env: a subprocess has not imported the module installing it
+
     def factory(rank: int):
         def _make():
-            env = Monitor(SeedPool(LRControlEnv(**kwargs), episode_seeds, shuffle_seed=seed + rank))
+            env = LRControlEnv(reference_runner=runner, **kwargs)
+            env = Monitor(SeedPool(env, episode_seeds, shuffle_seed=seed + rank))
             env.reset(seed=seed + rank)
             return env
 

@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from envs.lr_control import EnvConfig
+from rlsched import reference  # noqa: F401  (installs the paired reward's reference runner)
 from rlsched.controllers import BASELINES, Controller, make_controller
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,6 @@ folder stops with an error naming the differing keys, so old numbers are never r
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import io
 import json
@@ -23,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -31,6 +29,7 @@ from tqdm.auto import tqdm
 from envs.lr_control import EnvConfig, LRControlEnv
 from envs.vector import LRControlVecEnv
 from rlsched.controllers.base import Controller
+from rlsched.rollout import Episode, rollout
 from rlsched.tracking import Tracker
 
 CURVE_COLUMNS = ["controller", "seed", "step", "lr", "train_loss", "val_loss", "val_accuracy"]
@@ -68,13 +67,6 @@ def identity_hash(identity_config: Mapping[str, Any]) -> str:
 def env_identity(env: Mapping[str, Any] | EnvConfig) -> str:
     """Short hash of `env_identity_config`: equal for two env configs exactly when they give the same numbers."""
     return identity_hash(env_identity_config(env))
-
-
-def fingerprint(net: torch.nn.Module) -> str:
-    h = hashlib.sha1()
-    for t in net.state_dict().values():
-        h.update(t.detach().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def ensure_writable(out_dir: str | Path) -> Path:
@@ -199,22 +191,8 @@ class EpisodeResult:
 
 def run_episode(env: LRControlEnv, controller: Controller, seed: int) -> EpisodeResult:
     """One paired episode. `env` is the unwrapped LRControlEnv, reused across runs so data load once."""
-    t0 = time.perf_counter()
-    obs, info = env.reset(seed=seed)
-    env_s = time.perf_counter() - t0
-    init = fingerprint(env.trainee.net)
-    controller.reset(env, obs, info)
-    rows = [_curve_row(info)]
-    ret, done = 0.0, False
-    while not done:
-        action = controller.act(obs, info)
-        t = time.perf_counter()
-        obs, reward, terminated, truncated, info = env.step_lr(action) if controller.sets_lr else env.step(action)
-        env_s += time.perf_counter() - t
-        ret += reward
-        rows.append(_curve_row(info))
-        done = terminated or truncated
-    return _episode_result(controller.name, seed, init, rows, info, ret, env_s, time.perf_counter() - t0)
+    [ep] = rollout(env, controller, [seed], fingerprints=True)
+    return _episode_result(controller.name, ep)
 
 
 def run_population(venv: LRControlVecEnv, controller: Controller, seeds: Sequence[int]) -> list[EpisodeResult]:
@@ -224,65 +202,29 @@ def run_population(venv: LRControlVecEnv, controller: Controller, seeds: Sequenc
     n, k = venv.num_envs, len(seeds)
     if not 1 <= k <= n:
         raise ValueError(f"run_population needs 1..{n} seeds for a population of {n}, got {k}")
-    t0 = time.perf_counter()
-    obs, infos = venv.reset_to([int(s) for s in seeds] + [int(seeds[-1])] * (n - k))
-    inits = [fingerprint(venv.population.net(row)) for row in range(k)]
-    ctrls = [copy.deepcopy(controller) for _ in range(k)]
-    for row, ctrl in enumerate(ctrls):
-        ctrl.reset(venv, obs[row], infos[row])
-    rows: list[list[dict]] = [[_curve_row(infos[row])] for row in range(k)]
-    returns, last = np.zeros(k), list(infos[:k])
-    done = np.zeros(k, dtype=bool)
-    choice = [controller_default(venv, controller)] * n
-    while not done.all():
-        for row in np.nonzero(~done)[0]:
-            choice[row] = ctrls[row].act(obs[row], last[row])
-        step = venv.step_lrs if controller.sets_lr else venv.step_actions
-        obs, rewards, dones, infos = step(np.array(choice, dtype=np.float64 if controller.sets_lr else None))
-        for row in np.nonzero(~done)[0]:
-            returns[row] += rewards[row]
-            last[row] = infos[row]
-            rows[row].append(_curve_row(infos[row]))
-        done |= dones[:k]
-    wall = time.perf_counter() - t0
-    results = []
-    for row, seed in enumerate(seeds):
-        # The population's time, shared out over its rows.
-        results.append(
-            _episode_result(controller.name, seed, inits[row], rows[row], last[row], returns[row], wall / k, wall / k)
-        )
-    return results
+    return [_episode_result(controller.name, ep) for ep in rollout(venv, controller, seeds, fingerprints=True)]
 
 
-def _episode_result(
-    name: str, seed: int, init: str, rows: list[dict], info: Mapping, ret: float, env_s: float, wall_s: float
-) -> EpisodeResult:
-    """One run's curves (from its per-step rows) and results row (from its last info)."""
-    curves = pd.DataFrame(rows)
+def _episode_result(name: str, ep: Episode) -> EpisodeResult:
+    """One run's curves (from its per-step infos) and results row (from its last info)."""
+    seed, info = ep.seed, ep.last
+    curves = pd.DataFrame([_curve_row(i) for i in ep.infos])
     curves.insert(0, "seed", seed)
     curves.insert(0, "controller", name)
     final = {
         "task": info.get("task") or "",
         "controller": name,
         "seed": seed,
-        "init_fingerprint": init,
+        "init_fingerprint": ep.init_fingerprint,
         "steps": info["step"],
         "diverged": bool(info.get("diverged", False)),
-        "return": float(ret),
+        "return": float(ep.ret),
         "final_lr": info["lr"],
         **{k: info.get(k, float("nan")) for k in FINAL_KEYS},
-        "env_seconds": env_s,
-        "wall_seconds": wall_s,
+        "env_seconds": ep.env_seconds,
+        "wall_seconds": ep.wall_seconds,
     }
     return EpisodeResult(curves, final)
-
-
-def controller_default(venv: LRControlVecEnv, controller: Controller):
-    """What padding rows get: the initial rate (sets_lr) or the action that keeps the rate (scale action 0)."""
-    if controller.sets_lr:
-        return venv.cfg.initial_lr
-    space = venv.action_space
-    return np.zeros(space.shape, dtype=space.dtype) if space.shape else 0
 
 
 def _population_groups(todo: list[tuple[Any, Controller]], size: int) -> list[tuple[Controller, list[int]]]:

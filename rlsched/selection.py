@@ -30,52 +30,66 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from envs.lr_control import EnvConfig, LRControlEnv
 from envs.vector import LRControlVecEnv
+from rlsched.rollout import Episode, rollout
 from rlsched.tracking import Tracker
 
 SELECTION_CSV = "selection.csv"
 BEST_SCORE = "score.json"
 
 
-def policy_final_losses(model, obs_normalizer, env: LRControlEnv, seeds: Sequence[int]) -> list[float]:
-    """Final full-validation loss of a deterministic policy on each seed (inf for a non-finite result)."""
-    recurrent = hasattr(model.policy, "lstm_actor")
+class PolicyActor:
+    """A deterministic SB3 policy (recurrent or not) as a `rollout` actor: one observation at a time on the single
+    env, one batched forward for all rows on the vector env. `obs_normalizer`: the VecNormalize of its training."""
+
+    sets_lr = False
+
+    def __init__(self, model, obs_normalizer) -> None:
+        self.model, self.normalize = model, obs_normalizer
+        self.recurrent = hasattr(model.policy, "lstm_actor")
+
+    def reset(self, env, obs, info) -> None:
+        self.state, self.start = None, np.ones((1,), dtype=bool)
+
+    def act(self, obs, info):
+        norm = self.normalize(np.asarray(obs, dtype=np.float32)[None])
+        if self.recurrent:
+            action, self.state = self.model.predict(
+                norm, state=self.state, episode_start=self.start, deterministic=True
+            )
+        else:
+            action, _ = self.model.predict(norm, deterministic=True)
+        self.start = np.zeros((1,), dtype=bool)
+        return action[0]
+
+    def reset_rows(self, venv, obs, infos, kept: int) -> None:
+        self.state, self.start = None, np.ones((venv.num_envs,), dtype=bool)
+
+    def act_rows(self, obs, infos, done):
+        action, self.state = self.model.predict(
+            self.normalize(obs), state=self.state, episode_start=self.start, deterministic=True
+        )
+        self.start = np.zeros_like(self.start)
+        return action
+
+
+def _final_losses(episodes: list[Episode]) -> list[float]:
+    """Each episode's final full-validation loss, inf for a non-finite result."""
     out = []
-    for s in seeds:
-        obs, info = env.reset(seed=int(s))
-        state, start, done = None, np.ones((1,), dtype=bool), False
-        while not done:
-            norm = obs_normalizer(np.asarray(obs, dtype=np.float32)[None])
-            if recurrent:
-                action, state = model.predict(norm, state=state, episode_start=start, deterministic=True)
-            else:
-                action, _ = model.predict(norm, deterministic=True)
-            start = np.zeros((1,), dtype=bool)
-            obs, _, terminated, truncated, info = env.step(action[0])
-            done = terminated or truncated
-        v = float(info.get("final_val_loss", float("nan")))
+    for ep in episodes:
+        v = float(ep.last.get("final_val_loss", float("nan")))
         out.append(v if math.isfinite(v) else float("inf"))
     return out
+
+
+def policy_final_losses(model, obs_normalizer, env: LRControlEnv, seeds: Sequence[int]) -> list[float]:
+    """Final full-validation loss of a deterministic policy on each seed (inf for a non-finite result)."""
+    return _final_losses(rollout(env, PolicyActor(model, obs_normalizer), seeds))
 
 
 def population_final_losses(model, obs_normalizer, venv: LRControlVecEnv, seeds: Sequence[int]) -> list[float]:
     """`policy_final_losses` with the seeds run as populations of `venv.num_envs` trainees in lockstep (the last
     group padded with repeats of its last seed, whose results are dropped)."""
-    n, out = venv.num_envs, []
-    for i in range(0, len(seeds), n):
-        group = [int(s) for s in seeds[i : i + n]]
-        obs, _ = venv.reset_to(group + [group[-1]] * (n - len(group)))
-        state, start = None, np.ones((n,), dtype=bool)
-        final = np.full(n, np.nan)
-        done = np.zeros(n, dtype=bool)
-        while not done.all():
-            action, state = model.predict(obs_normalizer(obs), state=state, episode_start=start, deterministic=True)
-            start = np.zeros((n,), dtype=bool)
-            obs, _, dones, infos = venv.step_actions(action)
-            for row in np.nonzero(dones)[0]:
-                final[row] = infos[row].get("final_val_loss", np.nan)
-            done |= dones
-        out += [float(v) if math.isfinite(v) else float("inf") for v in final[: len(group)]]
-    return out
+    return _final_losses(rollout(venv, PolicyActor(model, obs_normalizer), seeds))
 
 
 def read_selection_log(path: Path) -> pd.DataFrame:
