@@ -1,7 +1,8 @@
 """Action maps: how a controller's action becomes the next learning rate, one small object per action type.
 
-Each map owns the gym action space it needs and `to_lr(current_lr, action)`, which refuses NaN and clips the
-result to [lr_min, lr_max]. `make_action_map(cfg)` builds the one an `EnvConfig` names.
+Each map owns the gym action space it needs and `to_lr(current_lr, action, t)` (t: the env steps taken before
+this action), which refuses NaN and clips the result to [lr_min, lr_max]. `make_action_map(cfg)` builds the one
+an `EnvConfig` names.
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ class ActionMap:
     def __init__(self, lr_min: float, lr_max: float) -> None:
         self.lr_min, self.lr_max = lr_min, lr_max
 
-    def to_lr(self, current_lr: float, action: Any) -> float:
-        return clip(self._lr(current_lr, action), self.lr_min, self.lr_max)
+    def to_lr(self, current_lr: float, action: Any, t: int = 0) -> float:
+        return clip(self._lr(current_lr, action, t), self.lr_min, self.lr_max)
 
-    def _lr(self, current_lr: float, action: Any) -> float:
+    def _lr(self, current_lr: float, action: Any, t: int) -> float:
         raise NotImplementedError
 
 
@@ -58,7 +59,7 @@ class ScaleAction(ActionMap):
         self.low, self.high, self.power = low, high, power
         self.space = _unit_box()
 
-    def _lr(self, current_lr: float, action: Any) -> float:
+    def _lr(self, current_lr: float, action: Any, t: int) -> float:
         a = _unit_action(action)
         multiplier = self.low + (a + 1.0) / 2.0 * (self.high - self.low)
         if self.power != 1:
@@ -80,7 +81,7 @@ class DiscreteAction(ActionMap):
         self.multipliers = tuple(multipliers)
         self.space = gym.spaces.Discrete(len(self.multipliers))
 
-    def _lr(self, current_lr: float, action: Any) -> float:
+    def _lr(self, current_lr: float, action: Any, t: int) -> float:
         return current_lr * self.multipliers[int(action)]
 
     @classmethod
@@ -96,7 +97,7 @@ class LogLRAction(ActionMap):
         self.log_lo, self.log_hi = math.log10(lr_min), math.log10(lr_max)
         self.space = _unit_box()
 
-    def _lr(self, current_lr: float, action: Any) -> float:
+    def _lr(self, current_lr: float, action: Any, t: int) -> float:
         a = _unit_action(action)
         return 10 ** (self.log_lo + (a + 1.0) / 2.0 * (self.log_hi - self.log_lo))
 
@@ -105,10 +106,42 @@ class LogLRAction(ActionMap):
         return cls(cfg.lr_min, cfg.lr_max)
 
 
+def prior_schedule(t: int, horizon: int, peak: float, warmup_frac: float = 0.1, start_factor: float = 0.1) -> float:
+    """The budget-aware prior: linear warm-up from start_factor x peak over the first warmup_frac of the
+    horizon, then cosine to 0 at its end; the rate of the action taken after t env steps. The textbook
+    defaults, untuned: what a practitioner runs at a task's stated rate and budget."""
+    warm = min(horizon - 1, max(1, round(warmup_frac * horizon)))  # as the warmup_cosine baseline rounds it
+    if t < warm:
+        return peak * (start_factor + (1.0 - start_factor) * t / warm)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * (t - warm) / max(1, horizon - warm)))
+
+
+class PriorOffsetAction(ActionMap):
+    """a in [-1, 1] -> the prior schedule's rate (warm-up + cosine at the task's initial LR over its horizon)
+    times 10^(a x decades): an offset around a budget-aware prior, not a multiplier of the current rate, so the
+    zero action follows the prior and the controller learns only corrections to it."""
+
+    def __init__(self, horizon: int, peak: float, decades: float, lr_min: float, lr_max: float) -> None:
+        super().__init__(lr_min, lr_max)
+        self.horizon, self.peak, self.decades = horizon, peak, decades
+        self.space = _unit_box()
+
+    def _lr(self, current_lr: float, action: Any, t: int) -> float:
+        a = _unit_action(action)
+        return prior_schedule(int(t), self.horizon, self.peak) * 10 ** (a * self.decades)
+
+    @classmethod
+    def from_config(cls, cfg: EnvConfig) -> PriorOffsetAction:
+        return cls(cfg.episode_steps, cfg.initial_lr, PRIOR_OFFSET_DECADES, cfg.lr_min, cfg.lr_max)
+
+
+PRIOR_OFFSET_DECADES = 1.0  # the offset spans x/÷ 10 around the prior
+
 ACTION_MAPS: dict[str, Callable[[EnvConfig], ActionMap]] = {
     "scale": ScaleAction.from_config,
     "discrete": DiscreteAction.from_config,
     "log_lr": LogLRAction.from_config,
+    "prior_offset": PriorOffsetAction.from_config,
 }
 ACTION_TYPES = tuple(ACTION_MAPS)
 

@@ -405,7 +405,7 @@ class LRControlEnv(gym.Env):
         return (self._splits.train_size // self.cfg.batch_size) / self.cfg.steps_per_action
 
     def action_to_lr(self, action) -> float:
-        return self.action_map.to_lr(self.lr, action)
+        return self.action_map.to_lr(self.lr, action, self.t)
 
     def step(self, action):
         return self.step_lr(self.action_to_lr(action))

@@ -126,7 +126,10 @@ class LRControlVecEnv(VecEnv):
 
     def step_actions(self, actions: np.ndarray, autoreset: bool = False) -> VecEnvStepReturn:
         """`step_async` + `step_wait`, by default without autoreset (see `step_lrs`)."""
-        lrs = [self.action_map.to_lr(lr, a) for lr, a in zip(self.lrs, np.asarray(actions), strict=True)]
+        lrs = [
+            self.action_map.to_lr(lr, a, int(t))
+            for lr, a, t in zip(self.lrs, np.asarray(actions), self.t, strict=True)
+        ]
         return self._step(np.array(lrs), autoreset=autoreset)
 
     def step_lrs(self, lrs: Sequence[float] | np.ndarray, autoreset: bool = False) -> VecEnvStepReturn:

@@ -345,7 +345,7 @@ class LearnedLR:
             t=self.t,
         )
         self.last_features = raw
-        self.lr = self.action_map.to_lr(self.lr, self._act(obs))
+        self.lr = self.action_map.to_lr(self.lr, self._act(obs), self.t)
         self._write_lr()
 
     def _check_pred_shape(self, shape: tuple[int, ...]) -> None:

@@ -52,6 +52,9 @@ class ZeroTuning:
 ZERO_TUNING = (
     ZeroTuning("adam@stated", "adam", "stated"),
     ZeroTuning("adam@1e-3", "adam", PUBLISHED_DEFAULT_LR["adam"]),
+    # Warm-up + cosine with textbook settings (10% warm-up from 0.1x, cosine to 0) at the stated rate: the prior
+    # of the prior_offset action (envs.actions.prior_schedule), untuned.
+    ZeroTuning("warmup_cosine@stated", "adam", "stated"),
     ZeroTuning("sf_adamw@stated", "schedulefree_adamw", "stated"),
     ZeroTuning("sf_adamw@0.0025", "schedulefree_adamw", PUBLISHED_DEFAULT_LR["schedulefree_adamw"]),
     ZeroTuning("prodigy@1", "prodigy", PUBLISHED_DEFAULT_LR["prodigy"]),
@@ -99,7 +102,7 @@ class Protocol:
         for ctrl in learned:  # a mismatched artifact fails before any episode
             ctrl.artifact.check_compatible(env)
         adam = [*learned]
-        adam += [_constant(z.name, stated if z.lr == "stated" else z.lr) for z in ZERO_TUNING if z.optimizer == "adam"]
+        adam += [_zero_tuning(z, stated) for z in ZERO_TUNING if z.optimizer == "adam"]
         adam += [_spec_controller(f"{b}@set", spec) for b, spec in self.set_tuned.items()]
         if tuned and not learned_only:
             adam += [_spec_controller(f"{b}@task", spec) for b, spec in self.tune_task(task).items()]
@@ -127,6 +130,13 @@ def _tuned_in(folder: Path) -> dict[str, dict]:
 
 def _baseline_specs() -> dict[str, dict]:
     return dict(to_dict(OmegaConf.load(BASELINE_SPECS)))
+
+
+def _zero_tuning(z: ZeroTuning, stated: float):
+    lr = stated if z.lr == "stated" else float(z.lr)
+    if z.name.startswith("warmup_cosine"):
+        return make_controller("warmup_cosine", name=z.name, lr=lr, warmup_frac=0.1, start_factor=0.1, eta_min=0.0)
+    return _constant(z.name, lr)
 
 
 def _constant(name: str, lr: float):

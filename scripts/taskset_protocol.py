@@ -3,7 +3,7 @@
   python scripts/taskset_protocol.py evaluate --tasks fm_w32_b1000_t30 [--no-task-tuning]
   python scripts/taskset_protocol.py report
 Every stage resumes: tuning from its trials, the harness from results.csv. Controllers: every finished
-results/taskset/<features>/seed*/controller (or --learned name=path ...).
+results/taskset/<variant>/seed*/controller (variants: scripts/taskset_train.sh).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from rlsched.tasks import load_task_set
 from rlsched.taskset_protocol import Protocol, collect, report, set_tuned_specs
 
 
-def learned_artifacts(root: Path, features: str) -> dict[str, Path]:
-    runs = sorted((root / features).glob("seed*/controller/meta.json"))
-    return {f"learned_{features}_{p.parents[1].name}": p.parent for p in runs}
+def learned_artifacts(root: Path, variant: str) -> dict[str, Path]:
+    """The finished controllers of a training variant (scripts/taskset_train.sh <variant>), one per PPO seed."""
+    runs = sorted((root / variant).glob("seed*/controller/meta.json"))
+    return {f"learned_{variant}_{p.parents[1].name}": p.parent for p in runs}
 
 
 def main() -> None:
@@ -31,8 +32,8 @@ def main() -> None:
     ap.add_argument("stage", choices=["evaluate", "report"])
     ap.add_argument("--held-out", default="mlp_heldout")
     ap.add_argument("--tasks", nargs="*", help="held-out tasks to run (default: all)")
-    ap.add_argument("--features", default="invariant")
-    ap.add_argument("--runs", default="results/taskset", help="folder of the PPO runs (<features>/seed*)")
+    ap.add_argument("--variant", default="invariant")
+    ap.add_argument("--runs", default="results/taskset", help="folder of the PPO runs (<variant>/seed*)")
     ap.add_argument("--out", default="results/taskset_protocol")
     ap.add_argument("--n-seeds", type=int, default=20)
     ap.add_argument("--no-task-tuning", action="store_true", help="skip the per-task tuned schedules")
@@ -47,13 +48,13 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("RLSCHED_THREADS", "1")))
 
-    learned = learned_artifacts(PROJECT_ROOT / args.runs, args.features)
+    learned = learned_artifacts(PROJECT_ROOT / args.runs, args.variant)
     if not learned:
-        raise SystemExit(f"no finished controllers under {args.runs}/{args.features}/seed*/controller")
+        raise SystemExit(f"no finished controllers under {args.runs}/{args.variant}/seed*/controller")
     train_env = json.loads((next(iter(learned.values())) / "env_config.json").read_text())
     base = {k: v for k, v in train_env.items() if k not in ("tasks", "task")} | {"test_eval": True}
     held_out = load_task_set(args.held_out)
-    out = Path(args.out) / args.features
+    out = Path(args.out) / args.variant
     out.mkdir(parents=True, exist_ok=True)
     proto = Protocol(
         base_env=base,
@@ -78,7 +79,7 @@ def main() -> None:
                 s = json.loads(summary.read_text())
                 compute[name] = {k: s[k] for k in ("total_timesteps", "wall_seconds") if k in s}
         extra = [Path(args.out) / f for f in args.extra]
-        configurations = {args.features: list(learned)}
+        configurations = {args.variant: list(learned)}
         for f in args.extra:
             configurations[f] = list(learned_artifacts(PROJECT_ROOT / args.runs, f))
         md = report(collect(out, tasks, extra), configurations, compute, out)

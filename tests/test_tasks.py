@@ -180,3 +180,21 @@ def test_tuning_on_a_task_set_scores_one_setting_over_its_tasks(set_kwargs, tmp_
 
 def test_tasks_dir_is_the_projects() -> None:
     assert Path(__file__).resolve().parents[1] / "conf" / "tasks" == TASKS_DIR
+
+
+def test_the_prior_offset_action_at_zero_is_the_textbook_warmup_cosine(tiny_env_kwargs) -> None:
+    """The budget-aware prior (issue 14's lever) is exactly the warmup_cosine baseline at its textbook settings
+    on the task's stated rate and horizon; an action of +-1 moves the rate one decade around it."""
+    kw = {**tiny_env_kwargs, "episode_steps": 7}
+    prior_env, ref = LRControlEnv(**kw, action="prior_offset"), LRControlEnv(**kw)
+    ctrl = make_controller("warmup_cosine", lr=0.01, warmup_frac=0.1, start_factor=0.1, eta_min=0.0)
+    obs, info = ref.reset(seed=3)
+    prior_env.reset(seed=3)
+    ctrl.reset(ref, obs, info)
+    done = False
+    while not done:
+        assert prior_env.action_to_lr(np.ones(1)) == pytest.approx(10 * prior_env.action_to_lr(np.zeros(1)))
+        obs, _, done, _, info = ref.step_lr(ctrl.act(obs, info))
+        _, _, _, _, info_p = prior_env.step(np.zeros(1, np.float32))
+        assert info_p["lr"] == pytest.approx(info["lr"], rel=1e-12)
+    assert info_p["test_loss"] == info["test_loss"]

@@ -71,7 +71,14 @@ def protocol_run(tmp_path_factory, data_dir: Path):
 
 def test_every_method_runs_on_every_task_and_seed(protocol_run) -> None:
     _, rows, _ = protocol_run
-    methods = {"learned_s0", "learned_s1", "constant@set", "warmup_cosine@task", "one_cycle@task"}
+    methods = {
+        "learned_s0",
+        "learned_s1",
+        "constant@set",
+        "warmup_cosine@task",
+        "one_cycle@task",
+        "warmup_cosine@stated",
+    }
     methods |= {z.name for z in ZERO_TUNING}
     for task in HELD["tasks"]:
         got = rows[rows.task == task]
