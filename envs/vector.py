@@ -256,6 +256,7 @@ class LRControlVecEnv(VecEnv):
         steps = int(steps[row])
         per_epoch = self.population.batches_per_epoch
         return {
+            "task": self.cfg.task,
             "step": int(self.t[row]),
             "lr": float(self.lrs[row]),
             "train_loss": float(raw["train_loss"][j]),
