@@ -9,12 +9,14 @@ import hydra
 from omegaconf import DictConfig
 
 from rlsched.config import PROJECT_ROOT, env_kwargs, task_key, to_dict
+from rlsched.entry import reports_user_errors
 from rlsched.harness import ensure_writable
 from rlsched.tracking import tracker_from_config
 from rlsched.tuning import TuneSettings, check_lr_range, tune_baselines, tuning_seeds
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="tune")
+@reports_user_errors
 def main(cfg: DictConfig) -> float:
     env_kw = env_kwargs(cfg.env)
     task = task_key(env_kw)
