@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import re
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -83,9 +84,9 @@ def ensure_writable(out_dir: str | Path) -> Path:
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
+        # A probe of our own (not a fixed name): two runs starting in one folder must not delete each other's.
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write_test"):
+            pass
     except OSError as err:
         raise PermissionError(
             f"results folder {out} cannot be written ({err}); choose another with out_dir=..."
