@@ -26,7 +26,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from envs.lr_control import EnvConfig, LRControlEnv
 from envs.seed_pool import SeedPool
 from envs.vector import LRControlVecEnv
+from rlsched.agent_config import AgentConfig
 from rlsched.artifact import ALGORITHMS, PLACE_KEYS, algorithm_class, save_artifact
 from rlsched.callbacks import AppendingCSVOutput, ProgressLines, RolloutCheckpoint, TraineeMetrics, WandbWriter
 from rlsched.checkpoints import (
@@ -65,32 +66,6 @@ ENV_PLACE_KEYS = (*PLACE_KEYS, "verify_checksums")
 AGENT_RUN_ONLY_KEYS = ("resume", "progress", "progress_every_s", "checkpoint_every", "device", "vec_env")
 # Recorded in run_config.json but free to change: a larger budget trains a finished run on.
 FREE_KEYS = ("agent.total_timesteps",)
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    """The agent config's keys and their defaults: the one place they live (conf/agent/ppo.yaml states the same
-    values, which tests/test_agent_config.py checks). `ppo` holds the SB3 PPO/RecurrentPPO keyword arguments; a
-    key it lacks takes SB3's own default, as the class's signature says."""
-
-    algo: str = "ppo"
-    policy: str = "MlpPolicy"
-    n_envs: int = 2
-    vec_env: str = "dummy"
-    device: str = "cpu"
-    total_timesteps: int = 50000
-    checkpoint_every: int = 2000
-    resume: bool = True
-    progress: bool = True
-    progress_every_s: float = 30
-    train_seed_pool: int = 128
-    train_seeds_start: int = 0
-    eval_every: int = 2000
-    eval_episodes: int = 16
-    eval_seeds_start: int = 0
-    artifact_from: str = "best"
-    normalize: dict = field(default_factory=lambda: {"obs": True, "reward": True, "clip_obs": 10.0})
-    ppo: dict = field(default_factory=dict)
 
 
 ARTIFACT_FROM = ("best", "final")

@@ -12,8 +12,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from envs.lr_control import EnvConfig
+from rlsched.agent_config import register_configs
 from rlsched.controllers import BASELINES, Controller, make_controller
 
+register_configs()  # before any composition: conf/agent/*.yaml start from the structured schema
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TUNED_DIR = PROJECT_ROOT / "conf" / "tuned"
 

@@ -24,7 +24,7 @@ import yaml
 from omegaconf import OmegaConf
 
 import rlsched
-from rlsched.agent import AgentConfig, TrainingRun, agent_defaults, train_controller, validate_agent_config
+from rlsched.agent import TrainingRun, agent_defaults, train_controller, validate_agent_config
 from rlsched.artifact import ArtifactError, load_artifact
 from rlsched.config import (
     PROJECT_ROOT,
@@ -363,10 +363,21 @@ def test_bad_seed_is_refused_by_name_before_anything_is_written(tiny_env_kwargs,
 def test_agent_yaml_and_code_defaults_agree():
     """conf/agent/ppo.yaml states AgentConfig's defaults (the code has no second set); every config validates."""
     yaml_cfg = yaml.safe_load((REPO / "conf" / "agent" / "ppo.yaml").read_text())
+    assert yaml_cfg.pop("defaults") == ["agent_schema", "_self_"]
     defaults = agent_defaults()
-    assert set(yaml_cfg) == {f for f in AgentConfig.__dataclass_fields__}
+    assert set(yaml_cfg) == set(defaults)
     assert {k: v for k, v in yaml_cfg.items() if k != "ppo"} == {k: v for k, v in defaults.items() if k != "ppo"}
     validate_agent_config(yaml_cfg)
+
+
+def test_agent_schema_refuses_a_wrong_type_while_composing():
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=r"agent\.n_envs=two"):
+        _compose("train", ["agent.n_envs=two"])
+    with pytest.raises(ConfigCompositionException, match=r"agent\.normalize\.obs=maybe"):
+        _compose("train", ["agent.normalize.obs=maybe"])
+    assert to_dict(_compose("train", ["agent=recurrent_ppo"]).agent)["policy"] == "MlpLstmPolicy"
 
 
 # ----- 5. LearnedLR outside its training range ------------------------------------------------------------------
