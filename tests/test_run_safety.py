@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -488,3 +489,41 @@ def test_entry_point_user_error_is_one_line_and_writes_nothing(data_dir, tmp_pat
     proc = _train_cli(["+agent.typo_key=1", "seed=-1", f"out_dir={out}"], data_dir, full=True)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "typo_key" in proc.stderr
     assert not out.exists()
+
+
+TINY_TRAIN = [
+    "env.train_size=2000",
+    "env.val_size=500",
+    "env.val_probe=200",
+    "env.test_size=500",
+    "env.batch_size=100",
+    "env.episode_steps=3",
+    "env.steps_per_action=1",
+    "env.eval_batch_size=1000",
+    "agent.total_timesteps=4000",
+    "agent.ppo.n_steps=10",
+    "agent.ppo.batch_size=20",
+    "agent.ppo.n_epochs=1",
+    "agent.eval_every=0",
+    "benchmark.enabled=false",
+]
+
+
+@pytest.mark.slow
+def test_two_train_py_runs_in_one_folder_the_second_is_refused_naming_the_first(data_dir, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "RLSCHED_DATA_DIR": str(data_dir), "WANDB_SILENT": "true", "PYTHONPATH": str(REPO)}
+    args = [sys.executable, str(REPO / "experiments" / "train.py"), *TINY_TRAIN, f"out_dir={out}", "logger=none"]
+    hydra = f"hydra.run.dir={tempfile.mkdtemp(prefix='rlsched-hydra-')}"
+    first = subprocess.Popen([*args, hydra], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / ".train.lock.json").is_file():
+            assert first.poll() is None and time.monotonic() < deadline, "the first run never took the folder"
+            time.sleep(0.2)
+        second = subprocess.run([*args, hydra], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert f"is being trained by pid {first.pid} on host" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)  # saves a checkpoint, as Ctrl-C does
+        first.wait(120)
