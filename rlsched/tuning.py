@@ -26,6 +26,7 @@ from rlsched.checkpoints import differing_keys
 from rlsched.config import PROJECT_ROOT, TASK_RECORD, check_tuned_record, task_config, task_key, to_dict, tuned_file
 from rlsched.controllers import BASELINES, make_controller
 from rlsched.harness import run_episode
+from rlsched.io import atomic_write_text
 from rlsched.seeds import check_disjoint, seed_block
 from rlsched.tracking import Tracker
 
@@ -452,7 +453,7 @@ def write_tuned(
         if path.is_file()
         else []
     )
-    path.write_text(header + "".join(f"{line}\n" for line in old_header) + OmegaConf.to_yaml(current))
+    atomic_write_text(path, header + "".join(f"{line}\n" for line in old_header) + OmegaConf.to_yaml(current))
 
 
 def tune_baselines(
