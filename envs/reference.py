@@ -21,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
+
+from rlsched.io import atomic_write_text
 
 if TYPE_CHECKING:
     from envs.lr_control import EnvConfig
@@ -184,6 +185,4 @@ def _read_disk(path: Path, key: dict[str, Any]) -> list[float] | None:
 def _write_disk(path: Path, key: dict[str, Any], curve: list[float]) -> None:
     """Temp file and rename: a killed writer leaves no half file, and concurrent writers write the same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"key": key, "val_loss": curve}, sort_keys=True, default=str, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps({"key": key, "val_loss": curve}, sort_keys=True, default=str, indent=1))

@@ -101,7 +101,7 @@ def train(schedule: str, data: dict, args: argparse.Namespace) -> dict:
             sched.step(loss, logits)
 
     elif schedule == "plateau":
-        # The tuned setting for this task (conf/tuned/fashion_mnist_mlp_adam_T30_K5_B1000_Nall.yaml), fed the
+        # The tuned setting for this task (conf/tuned/fashion_mnist_mlp_adam_T30_K5_B1000_Nall_8dcc6731.yaml), fed the
         # probe loss every k optimizer steps.
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)
 

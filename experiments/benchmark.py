@@ -8,12 +8,14 @@ import hydra
 from omegaconf import DictConfig
 
 from rlsched.config import env_kwargs, to_dict
+from rlsched.entry import reports_user_errors
 from rlsched.evaluate import evaluate_task, require_env_data
 from rlsched.harness import check_results_folder
 from rlsched.tracking import tracker_from_config
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
     env_kw = env_kwargs(cfg.env)
     # Missing data or a results folder of another env config fail before the tracker writes into out_dir.

@@ -13,12 +13,13 @@ from omegaconf import DictConfig
 from envs.lr_control import EnvConfig
 from rlsched.agent import TrainingRun
 from rlsched.config import build_baselines, env_kwargs, resolve_reward_reference, to_dict
-from rlsched.entry import task_wrapper, tracked
+from rlsched.entry import reports_user_errors, task_wrapper, tracked
 from rlsched.evaluate import evaluate_task, require_env_data
 from rlsched.harness import ensure_writable
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@reports_user_errors
 @task_wrapper
 def main(cfg: DictConfig) -> None:
     # Everything that can be wrong with the request fails here, before any training or any file is written:

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from rlsched.artifact import load_artifact, portable_env_config
 from rlsched.config import env_kwargs, to_dict
+from rlsched.entry import reports_user_errors
 from rlsched.evaluate import evaluate_task, require_env_data
 from rlsched.harness import check_results_folder, ensure_writable
 from rlsched.tracking import tracker_from_config
@@ -29,6 +30,7 @@ def target_env_kwargs(artifact_env: dict, eval_env: dict, target: dict) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="transfer")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
     art = load_artifact(cfg.artifact)
     targets = to_dict(cfg.targets)

@@ -2,19 +2,21 @@
 
 python experiments/tune.py env=demo model=mlp dataset=fashion_mnist                     # all seven baselines
 python experiments/tune.py env=demo model=mlp baselines=[one_cycle,warmup_cosine] n_trials=24 logger=none
-Trials -> <out_dir>/trials.csv (a re-run with the same settings resumes), winners -> conf/tuned/<task>.yaml.
+Trials -> <out_dir>/trials.csv (a re-run with the same settings resumes), winners -> conf/tuned/<task>_<hash>.yaml.
 """
 
 import hydra
 from omegaconf import DictConfig
 
 from rlsched.config import PROJECT_ROOT, env_kwargs, task_key, to_dict
+from rlsched.entry import reports_user_errors
 from rlsched.harness import ensure_writable
 from rlsched.tracking import tracker_from_config
 from rlsched.tuning import TuneSettings, check_lr_range, tune_baselines, tuning_seeds
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="tune")
+@reports_user_errors
 def main(cfg: DictConfig) -> float:
     env_kw = env_kwargs(cfg.env)
     task = task_key(env_kw)

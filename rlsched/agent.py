@@ -16,13 +16,17 @@ appends to `sb3_log/progress.csv` and `eval/selection.csv` and keeps the best ch
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +39,22 @@ from envs.lr_control import EnvConfig, LRControlEnv
 from envs.reference import installed_runner
 from envs.seed_pool import SeedPool
 from envs.vector import LRControlVecEnv
+from rlsched.agent_config import AgentConfig
 from rlsched.artifact import ALGORITHMS, PLACE_KEYS, algorithm_class, save_artifact
 from rlsched.callbacks import AppendingCSVOutput, ProgressLines, RolloutCheckpoint, TraineeMetrics, WandbWriter
 from rlsched.checkpoints import (
     RUN_CONFIG,
+    RunConfigError,
     check_run_folder,
     checkpoint_timesteps,
+    checkpoints_newest_first,
     flatten,
     latest_checkpoint,
     save_checkpoint,
     write_run_config,
 )
 from rlsched.harness import ensure_writable
+from rlsched.io import FolderBusyError, FolderLock, atomic_write_json
 from rlsched.seeds import seed_block
 from rlsched.selection import CheckpointSelection
 from rlsched.tracking import Tracker
@@ -61,33 +69,137 @@ AGENT_RUN_ONLY_KEYS = ("resume", "progress", "progress_every_s", "checkpoint_eve
 FREE_KEYS = ("agent.total_timesteps",)
 
 
+ARTIFACT_FROM = ("best", "final")
+# PPO keyword arguments that TrainingRun itself passes: a config may not set them.
+_SET_BY_RUN = ("self", "policy", "env", "seed", "device", "verbose", "_init_setup_model")
+# (check, what it must be) per PPO keyword argument with a range; other keywords are passed as given.
+_PPO_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "learning_rate": (lambda v: _real(v) and v > 0, "a number > 0"),
+    "n_steps": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "n_epochs": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "gamma": (lambda v: _real(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "gae_lambda": (lambda v: _real(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "clip_range": (lambda v: _real(v) and v > 0, "a number > 0"),
+    "clip_range_vf": (lambda v: v is None or (_real(v) and v > 0), "null or a number > 0"),
+    "ent_coef": (lambda v: _real(v) and v >= 0, "a number >= 0"),
+    "vf_coef": (lambda v: _real(v) and v >= 0, "a number >= 0"),
+    "max_grad_norm": (lambda v: _real(v) and v > 0, "a number > 0"),
+    "target_kl": (lambda v: v is None or (_real(v) and v > 0), "null or a number > 0"),
+    "policy_kwargs": (lambda v: v is None or isinstance(v, Mapping), "a mapping of policy keyword arguments"),
+}
+
+
+def _real(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _integer(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _keywords(cls: type) -> list[str]:
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in _SET_BY_RUN]
+
+
+def check_seed(name: str, value: Any) -> int:
+    """A seed as an int in [0, 2**32) (numpy's range), or a ValueError naming the key."""
+    if not _integer(value) or not 0 <= value < 2**32:
+        raise ValueError(f"{name} must be an integer in [0, 2**32), got {value!r}")
+    return int(value)
+
+
+def agent_defaults() -> dict[str, Any]:
+    return asdict(AgentConfig())
+
+
+def with_defaults(agent: Mapping[str, Any]) -> dict[str, Any]:
+    """`agent` with AgentConfig's defaults for the keys it lacks (normalize merged key by key)."""
+    base = agent_defaults()
+    return {**base, **dict(agent), "normalize": {**base["normalize"], **dict(agent.get("normalize") or {})}}
+
+
 def validate_agent_config(agent: Mapping[str, Any]) -> None:
-    algo = agent.get("algo")
+    """Refuse a bad agent config, naming the key: unknown keys (also under normalize, ppo and ppo.policy_kwargs,
+    checked against the SB3 signatures), unknown algo/policy/vec_env/artifact_from, and out-of-range values."""
+    known = {f.name for f in fields(AgentConfig)}
+    unknown = sorted(set(agent) - known)
+    if unknown:
+        raise ValueError(f"unknown agent key(s) {unknown}; known: {sorted(known)}")
+    cfg = with_defaults(agent)
+    algo = cfg["algo"]
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown agent algo {algo!r}; allowed: {list(ALGORITHMS)}")
-    if agent.get("policy") not in POLICIES[algo]:
-        raise ValueError(f"unknown policy {agent.get('policy')!r} for {algo}; allowed: {list(POLICIES[algo])}")
-    if agent.get("vec_env", "dummy") not in VEC_ENVS:
-        raise ValueError(f"unknown vec_env {agent.get('vec_env')!r}; allowed: {list(VEC_ENVS)}")
+    if cfg["policy"] not in POLICIES[algo]:
+        raise ValueError(f"unknown policy {cfg['policy']!r} for {algo}; allowed: {list(POLICIES[algo])}")
+    if cfg["vec_env"] not in VEC_ENVS:
+        raise ValueError(f"unknown vec_env {cfg['vec_env']!r}; allowed: {list(VEC_ENVS)}")
+    if cfg["artifact_from"] not in ARTIFACT_FROM:
+        raise ValueError(f"unknown agent.artifact_from {cfg['artifact_from']!r}; allowed: {list(ARTIFACT_FROM)}")
     for key in ("n_envs", "total_timesteps", "checkpoint_every", "train_seed_pool", "eval_episodes"):
-        if int(agent.get(key, 1)) < 1:
-            raise ValueError(f"agent.{key} must be >= 1, got {agent.get(key)}")
-    if float(agent.get("progress_every_s", 0)) < 0:
-        raise ValueError(f"agent.progress_every_s must be >= 0 seconds, got {agent.get('progress_every_s')}")
-    ppo = agent.get("ppo", {})
-    rollout = int(ppo.get("n_steps", 2048)) * int(agent.get("n_envs", 1))
-    if int(ppo.get("batch_size", 64)) > rollout:
-        raise ValueError(f"agent.ppo.batch_size={ppo.get('batch_size')} exceeds n_steps*n_envs={rollout}")
+        if not _integer(cfg[key]) or cfg[key] < 1:
+            raise ValueError(f"agent.{key} must be an integer >= 1, got {cfg[key]!r}")
+    if not _integer(cfg["eval_every"]) or cfg["eval_every"] < 0:
+        raise ValueError(f"agent.eval_every must be an integer >= 0 (0: no selection), got {cfg['eval_every']!r}")
+    for key in ("train_seeds_start", "eval_seeds_start"):
+        if not _integer(cfg[key]) or cfg[key] < 0:
+            raise ValueError(f"agent.{key} must be an integer >= 0, got {cfg[key]!r}")
+    for key in ("resume", "progress"):
+        if not isinstance(cfg[key], bool):
+            raise ValueError(f"agent.{key} must be true or false, got {cfg[key]!r}")
+    if not _real(cfg["progress_every_s"]) or cfg["progress_every_s"] < 0:
+        raise ValueError(f"agent.progress_every_s must be >= 0 seconds, got {cfg['progress_every_s']!r}")
+    norm_unknown = sorted(set(cfg["normalize"]) - {"obs", "reward", "clip_obs"})
+    if norm_unknown:
+        raise ValueError(f"unknown agent.normalize key(s) {norm_unknown}; known: ['clip_obs', 'obs', 'reward']")
+    if not _real(cfg["normalize"]["clip_obs"]) or cfg["normalize"]["clip_obs"] <= 0:
+        raise ValueError(f"agent.normalize.clip_obs must be a number > 0, got {cfg['normalize']['clip_obs']!r}")
+    _validate_ppo(cfg)
+
+
+def _validate_ppo(cfg: Mapping[str, Any]) -> None:
+    cls = algorithm_class(cfg["algo"])
+    ppo = dict(cfg.get("ppo") or {})
+    allowed = _keywords(cls)
+    unknown = sorted(set(ppo) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown agent.ppo key(s) {unknown} for {cls.__name__}; allowed: {allowed}")
+    for key, value in ppo.items():
+        if key in _PPO_VALUES and not _PPO_VALUES[key][0](value):
+            raise ValueError(f"agent.ppo.{key} must be {_PPO_VALUES[key][1]}, got {value!r}")
+    policy_allowed = [k for k in _keywords(cls.policy_aliases[cfg["policy"]]) if k not in _POLICY_SET_BY_ALGO]
+    policy_unknown = sorted(set(ppo.get("policy_kwargs") or {}) - set(policy_allowed))
+    if policy_unknown:
+        raise ValueError(
+            f"unknown agent.ppo.policy_kwargs key(s) {policy_unknown} for {cfg['policy']}; allowed: {policy_allowed}"
+        )
+    rollout = ppo_setting(cfg, "n_steps") * int(cfg["n_envs"])
+    if ppo_setting(cfg, "batch_size") > rollout:
+        raise ValueError(f"agent.ppo.batch_size={ppo_setting(cfg, 'batch_size')} exceeds n_steps*n_envs={rollout}")
+
+
+# Policy arguments PPO itself passes (the spaces, the LR schedule, gSDE).
+_POLICY_SET_BY_ALGO = ("observation_space", "action_space", "lr_schedule", "use_sde")
+
+
+def ppo_setting(agent: Mapping[str, Any], key: str) -> Any:
+    """agent.ppo[key], else the PPO class's own default (its signature's): never a third default of ours."""
+    ppo = agent.get("ppo") or {}
+    if key in ppo:
+        return ppo[key]
+    return inspect.signature(algorithm_class(agent.get("algo", "ppo")).__init__).parameters[key].default
 
 
 def training_seeds(agent: Mapping[str, Any]) -> list[int]:
     """PPO's training trainees: a fixed pool from the training seed set (shared by every PPO seed)."""
-    return seed_block("training", int(agent.get("train_seeds_start", 0)), int(agent.get("train_seed_pool", 128)))
+    cfg = with_defaults(agent)
+    return seed_block("training", int(cfg["train_seeds_start"]), int(cfg["train_seed_pool"]))
 
 
 def selection_seeds(agent: Mapping[str, Any]) -> list[int]:
     """The fixed trainees on which every checkpoint is scored (never used for training or evaluation)."""
-    return seed_block("selection", int(agent.get("eval_seeds_start", 0)), int(agent.get("eval_episodes", 16)))
+    cfg = with_defaults(agent)
+    return seed_block("selection", int(cfg["eval_seeds_start"]), int(cfg["eval_episodes"]))
 
 
 def as_env_config(env: Mapping[str, Any] | EnvConfig) -> EnvConfig:
@@ -198,15 +310,18 @@ class TrainingRun:
         progress_bar: bool = False,
     ):
         validate_agent_config(agent)
+        check_seed("seed", seed)
         self.env_cfg = as_env_config(env)  # fail on a bad env config before any process starts
         self.eval_cfg = as_env_config(eval_env) if eval_env is not None else None
         self.agent, self.seed, self.out = dict(agent), int(seed), Path(out_dir)
         self.extra_callbacks, self.progress_bar = list(extra_callbacks or []), progress_bar
-        self.algo, self.n_envs = self.agent["algo"], int(self.agent["n_envs"])
-        self.ppo_kwargs = dict(self.agent.get("ppo", {}))
-        self.rollout = int(self.ppo_kwargs.get("n_steps", 2048)) * self.n_envs
-        self.total = int(self.agent["total_timesteps"])
-        self.resume = bool(self.agent.get("resume", True))
+        # `agent` as given names the run (run_config.json); `cfg`, with AgentConfig's defaults, drives it.
+        self.cfg = with_defaults(self.agent)
+        self.algo, self.n_envs = self.cfg["algo"], int(self.cfg["n_envs"])
+        self.ppo_kwargs = dict(self.cfg["ppo"] or {})
+        self.rollout = int(ppo_setting(self.cfg, "n_steps")) * self.n_envs
+        self.total = int(self.cfg["total_timesteps"])
+        self.resume = bool(self.cfg["resume"])
         self.identity = run_identity(self.env_cfg, self.agent, self.seed, self.eval_cfg)
         self.folder_status = check_run_folder(
             self.out,
@@ -217,6 +332,13 @@ class TrainingRun:
             defaults=identity_defaults(),
         )
         self.ckpt_dir, self.artifact_dir = self.out / "checkpoints", self.out / "controller"
+        # One training process per folder: a second one would race the first's checkpoints and logs.
+        self.lock = FolderLock(self.out, name=".train.lock", what="a training run")
+        if self.lock.is_held():
+            raise FolderBusyError(
+                f"{self.out} is being trained by {self.lock.describe_holder()}; wait for that run to finish (a "
+                "later run with the same config resumes it), or choose another out_dir=..."
+            )
         self.tracker = Tracker(backend="none")
         self.model: Any = None
         self.venv: VecEnv | None = None
@@ -230,6 +352,7 @@ class TrainingRun:
         """Claim the folder, build envs, model, logger and callbacks. False: the run has already finished."""
         self.tracker = tracker or self.tracker
         ensure_writable(self.out)
+        self.lock.acquire()  # held until finalize() (or run() ends, however it ends)
         self.ckpt_dir.mkdir(exist_ok=True)
         write_run_config(
             self.out,
@@ -246,6 +369,7 @@ class TrainingRun:
         ):
             # A finished run: re-saving the artifact would change its bytes, and with them the identity under
             # which the harness recognises the benchmark runs it already has.
+            self.lock.release()
             print(
                 f"training already finished ({checkpoint_timesteps(resume_from)} timesteps, same config as "
                 f"{self.out / RUN_CONFIG}); using {self.artifact_dir}"
@@ -262,14 +386,10 @@ class TrainingRun:
         return True
 
     def _load_or_create_model(self, resume_from: Path | None) -> tuple[Any, VecEnv]:
-        venv = make_vec_env(
-            self.env_cfg, self.n_envs, self.agent.get("vec_env", "dummy"), self.seed, training_seeds(self.agent)
-        )
-        cls, device = algorithm_class(self.algo), self.agent.get("device", "cpu")
+        venv = make_vec_env(self.env_cfg, self.n_envs, self.cfg["vec_env"], self.seed, training_seeds(self.cfg))
+        cls, device = algorithm_class(self.algo), self.cfg["device"]
         if resume_from is not None:
-            venv = VecNormalize.load(str(resume_from / "vecnormalize.pkl"), venv)
-            venv.training = True
-            model = cls.load(resume_from / "model.zip", env=venv, device=device)
+            model, venv, resume_from = self._load_newest_readable(cls, venv, device)
             steps = int(model.num_timesteps)
             print(
                 f"resume: from {resume_from} at {steps:,} of {self.total:,} timesteps "
@@ -277,39 +397,61 @@ class TrainingRun:
             )
             self.tracker.log({"controller/resumed_from_timesteps": steps}, step=steps)
             return model, venv
-        norm = dict(self.agent.get("normalize", {}))
+        norm = self.cfg["normalize"]
         venv = VecNormalize(
             venv,
-            norm_obs=norm.get("obs", True),
-            norm_reward=norm.get("reward", True),
-            clip_obs=norm.get("clip_obs", 10.0),
-            gamma=float(self.ppo_kwargs.get("gamma", 0.99)),
+            norm_obs=norm["obs"],
+            norm_reward=norm["reward"],
+            clip_obs=norm["clip_obs"],
+            gamma=float(ppo_setting(self.cfg, "gamma")),
         )
-        model = cls(self.agent["policy"], venv, seed=self.seed, device=device, verbose=0, **self.ppo_kwargs)
+        model = cls(self.cfg["policy"], venv, seed=self.seed, device=device, verbose=0, **self.ppo_kwargs)
         return model, venv
+
+    def _load_newest_readable(self, cls: Any, venv: VecEnv, device: str) -> tuple[Any, VecNormalize, Path]:
+        """The newest checkpoint that loads; an unreadable one (say, truncated by a full disk) is skipped with a
+        warning naming it, so one bad file costs one checkpoint interval, not the run."""
+        bad = []
+        for ckpt in checkpoints_newest_first(self.ckpt_dir):
+            try:
+                norm = VecNormalize.load(str(ckpt / "vecnormalize.pkl"), venv)
+                norm.training = True
+                model = cls.load(ckpt / "model.zip", env=norm, device=device)
+            except Exception as err:  # SB3 and pickle raise many kinds for a damaged file; all mean "unreadable"
+                bad.append(str(ckpt))
+                warnings.warn(
+                    f"resume: checkpoint {ckpt} is unreadable ({type(err).__name__}: {err}); trying the one before",
+                    stacklevel=2,
+                )
+                continue
+            return model, norm, ckpt
+        raise RunConfigError(
+            f"resume: no readable checkpoint in {self.ckpt_dir} (tried {bad}); delete {self.ckpt_dir} to train "
+            "this run from scratch, or choose another out_dir=..."
+        )
 
     def _make_callbacks(self) -> list[BaseCallback]:
         self.checkpointer = RolloutCheckpoint(
-            self.ckpt_dir, _whole_rollouts(self.agent["checkpoint_every"], self.rollout)
+            self.ckpt_dir, _whole_rollouts(self.cfg["checkpoint_every"], self.rollout)
         )
         callbacks: list[BaseCallback] = [self.checkpointer, TraineeMetrics(self.tracker)]
-        if int(self.agent.get("eval_every", 0)) > 0:
-            every = _whole_rollouts(self.agent["eval_every"], self.rollout)  # whole rollouts: each policy once
+        if int(self.cfg["eval_every"]) > 0:
+            every = _whole_rollouts(self.cfg["eval_every"], self.rollout)  # whole rollouts: each policy once
             self.selection = CheckpointSelection(
                 self.eval_cfg or self.env_cfg,
-                selection_seeds(self.agent),
+                selection_seeds(self.cfg),
                 every,
                 self.out,
                 tracker=self.tracker,
-                batched=self.agent.get("vec_env") == "batched",
+                batched=self.cfg["vec_env"] == "batched",
             )
             callbacks.append(self.selection)
-        if self.agent.get("progress", True):
+        if self.cfg["progress"]:
             selection = self.selection
             callbacks.append(
                 ProgressLines(
                     self.total,
-                    every_s=float(self.agent.get("progress_every_s", 30)),
+                    every_s=float(self.cfg["progress_every_s"]),
                     best_score=(lambda: selection.best_score) if selection is not None else None,
                 )
             )
@@ -363,7 +505,7 @@ class TrainingRun:
         """The artifact (best or final policy), train_summary.json and the tracker summary."""
         best = self.out / "best"
         use_best = (
-            self.agent.get("artifact_from", "best") == "best"
+            self.cfg["artifact_from"] == "best"
             and (best / "best_model.zip").is_file()
             and (best / "vecnormalize.pkl").is_file()
         )
@@ -394,16 +536,20 @@ class TrainingRun:
                 **throughput,
             },
         )
-        (self.out / "train_summary.json").write_text(json.dumps(throughput, indent=2))
+        atomic_write_json(self.out / "train_summary.json", throughput)
         self.tracker.summary({f"controller/{k}": v for k, v in throughput.items() if v is not None})
+        self.lock.release()
         return artifact
 
     def run(self, tracker: Tracker | None = None) -> Path:
         """setup -> learn -> finalize; returns the artifact folder `<out_dir>/controller`."""
-        if not self.setup(tracker):
-            return self.artifact_dir
-        self.learn()
-        return self.finalize()
+        try:
+            if not self.setup(tracker):
+                return self.artifact_dir
+            self.learn()
+            return self.finalize()
+        finally:
+            self.lock.release()
 
 
 def train_controller(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import FormatUnsupportedError, KVWriter, filter_excluded_keys
 
 from rlsched.checkpoints import save_checkpoint
+from rlsched.io import atomic_write_text, repair_partial_line
 from rlsched.tracking import Tracker, format_duration
 
 
@@ -160,25 +160,17 @@ class AppendingCSVOutput(KVWriter):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.keys: list[str] = []
         if self.path.is_file():
-            text = self.path.read_text()
-            complete = text[: text.rfind("\n") + 1]
-            if complete != text:
-                self._replace_text(complete)
+            complete = repair_partial_line(self.path, warn=False)
             if complete:
                 self.keys = next(csv.reader(io.StringIO(complete)))
         self.file = open(self.path, "a")  # noqa: SIM115 - open for the writer's lifetime, closed in close()
-
-    def _replace_text(self, text: str) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, self.path)
 
     def _widen(self, extra: list[str]) -> None:
         self.file.close()
         rows = self.path.read_text().splitlines()[1:]
         self.keys += extra
         pad = "," * len(extra)
-        self._replace_text("".join(f"{line}\n" for line in [",".join(self.keys), *(r + pad for r in rows)]))
+        atomic_write_text(self.path, "".join(f"{line}\n" for line in [",".join(self.keys), *(r + pad for r in rows)]))
         self.file = open(self.path, "a")  # noqa: SIM115 - open for the writer's lifetime, closed in close()
 
     @staticmethod

@@ -11,7 +11,6 @@ controller is never quietly reused for a request it does not answer.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import warnings
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsched.artifact import ENV_CONFIG, META, portable_env_config
+from rlsched.io import atomic_write_text, create_text_exclusive
 
 CKPT_PREFIX = "step_"
 RUN_CONFIG = "run_config.json"
@@ -52,9 +52,14 @@ def checkpoint_timesteps(ckpt: Path) -> int:
     return int(ckpt.name[len(CKPT_PREFIX) :])
 
 
+def checkpoints_newest_first(ckpt_dir: Path) -> list[Path]:
+    """The checkpoint folders holding a model.zip, newest first (resume tries them in this order)."""
+    return sorted((p for p in ckpt_dir.glob(f"{CKPT_PREFIX}*") if (p / "model.zip").is_file()), reverse=True)
+
+
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    found = sorted(p for p in ckpt_dir.glob(f"{CKPT_PREFIX}*") if (p / "model.zip").is_file())
-    return found[-1] if found else None
+    found = checkpoints_newest_first(ckpt_dir)
+    return found[0] if found else None
 
 
 # ----- the run's identity ----------------------------------------------------------------------------------
@@ -194,22 +199,16 @@ def write_run_config(
     """Record the run's identity. A new run claims the file atomically: of two jobs started on one folder at
     the same time, exactly one wins, and the other is checked against the winner's config."""
     path = Path(out_dir) / RUN_CONFIG
-    tmp = path.with_name(f".{RUN_CONFIG}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(dict(identity), indent=2, sort_keys=True) + "\n")
-    try:
-        if replace:
-            os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)  # fails if the file exists: an atomic "create if absent"
-        except FileExistsError:
-            stored = _read_json(path)
-            found = differing_keys(stored, identity, defaults=defaults)
-            diff = {k: v for k, v in found.items() if k not in ignore}
-            if diff:
-                raise RunConfigError(
-                    f"another job claimed {path.parent} for another config at the same time:\n{_describe(diff)}\n"
-                    "Choose another out_dir=... for each job (e.g. out_dir=.../seed${seed} in a sweep)."
-                ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = json.dumps(dict(identity), indent=2, sort_keys=True) + "\n"
+    if replace:
+        atomic_write_text(path, text)
+        return
+    if not create_text_exclusive(path, text):
+        stored = _read_json(path)
+        found = differing_keys(stored, identity, defaults=defaults)
+        diff = {k: v for k, v in found.items() if k not in ignore}
+        if diff:
+            raise RunConfigError(
+                f"another job claimed {path.parent} for another config at the same time:\n{_describe(diff)}\n"
+                "Choose another out_dir=... for each job (e.g. out_dir=.../seed${seed} in a sweep)."
+            )

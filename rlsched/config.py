@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,8 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from envs.lr_control import EnvConfig
 from rlsched import reference  # noqa: F401  (installs the paired reward's reference runner)
+from rlsched.agent_config import register_configs
 from rlsched.controllers import BASELINES, Controller, make_controller
 
+register_configs()  # before any composition: conf/agent/*.yaml start from the structured schema
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TUNED_DIR = PROJECT_ROOT / "conf" / "tuned"
 
@@ -29,7 +33,7 @@ def env_kwargs(env_cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
 
 
 def task_key(env_kw: Mapping[str, Any]) -> str:
-    """Names a task by everything that changes what a tuned schedule should be: data, model, budget."""
+    """A readable name of a task: data, model, optimizer, budget (`tuned_key` adds what it leaves out)."""
     c = EnvConfig.from_kwargs(**env_kw)
     if c.tasks is not None:  # one setting for every task of the set (tuned on the set, applied to held-out tasks)
         return f"taskset_{c.tasks['name']}_{c.optimizer}_K{c.steps_per_action}"
@@ -40,15 +44,107 @@ def task_key(env_kw: Mapping[str, Any]) -> str:
     return key
 
 
+# Env settings that change a baseline's run, so that settings tuned for one value are not tuned for another. Left
+# out: what only a learned controller sees or earns (features, action, reward, obs_transform), initial_lr (every
+# baseline sets its own rate before the first step; it counts as other_lr where that defaults to it), the final
+# evaluations, and where or on which device the task runs.
+TASK_FIELDS = (
+    "dataset",
+    "model",
+    "model_kwargs",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "batch_size",
+    "steps_per_action",
+    "episode_steps",
+    "train_size",
+    "val_size",
+    "val_probe",
+    "split_seed",
+    "lr_min",
+    "lr_max",
+    "divergence_loss",
+    "max_loss",
+    "weight_bound",
+    "controlled_params",
+    "other_lr",
+    "precision",
+)
+TASK_RECORD = "_task"  # the key of a tuned file's record of its task (TASK_FIELDS' values)
+
+
+def task_config(env_kw: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of TASK_FIELDS for this env config (JSON-normal: lists, not tuples)."""
+    c = EnvConfig.from_kwargs(**env_kw)
+    task = {k: getattr(c, k) for k in TASK_FIELDS}
+    if not c.controlled_params:
+        task["controlled_params"] = task["other_lr"] = None  # other_lr means nothing when all follow the schedule
+    elif task["other_lr"] is None:
+        task["other_lr"] = c.initial_lr  # what null stands for
+    if c.tasks is not None:  # settings tuned once on a task set: the set's tasks are the task (absent otherwise)
+        task["tasks"] = c.tasks
+    return json.loads(json.dumps(task))
+
+
+def tuned_key(env_kw: Mapping[str, Any]) -> str:
+    """`task_key` plus a short hash of `task_config`: two variants of a task never share tuned settings."""
+    blob = json.dumps(task_config(env_kw), sort_keys=True)
+    return f"{task_key(env_kw)}_{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
+
+
 def tuned_file(env_kw: Mapping[str, Any], tuned_dir: str | Path | None = None) -> Path:
-    return Path(tuned_dir or DEFAULT_TUNED_DIR) / f"{task_key(env_kw)}.yaml"
+    return Path(tuned_dir or DEFAULT_TUNED_DIR) / f"{tuned_key(env_kw)}.yaml"
+
+
+class TunedFileError(ValueError):
+    """A tuned-settings file records another task than the one it is asked for."""
+
+
+def task_differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    """'key: recorded -> current' for each differing task field ('' when none)."""
+    keys = sorted(set(recorded) | set(current))
+    absent = "<absent>"
+    return ", ".join(
+        f"{k}: {recorded.get(k, absent)!r} -> {current.get(k, absent)!r}"
+        for k in keys
+        if recorded.get(k, absent) != current.get(k, absent)
+    )
+
+
+def check_tuned_record(path: Path, record: Any, env_kw: Mapping[str, Any]) -> None:
+    """Refuse a tuned file whose task record is missing or names another task, naming the differing keys."""
+    current = task_config(env_kw)
+    if not isinstance(record, Mapping):
+        raise TunedFileError(
+            f"{path} has no {TASK_RECORD} record, so nothing says which task its settings were tuned on; "
+            f"delete it or move it aside, then tune again"
+        )
+    diff = task_differences(dict(record), current)
+    if diff:
+        raise TunedFileError(
+            f"{path} holds settings tuned on another task (differing keys, file -> this task: {diff}); "
+            "its settings are not this task's. Tune this task into its own file (the name hashes the task) or "
+            "choose another tuned_dir=..."
+        )
 
 
 def load_tuned(env_kw: Mapping[str, Any], tuned_dir: str | Path | None = None) -> dict[str, dict]:
+    """The tuned settings of this task, by baseline name ({} when it has none: callers warn by name)."""
     path = tuned_file(env_kw, tuned_dir)
     if not path.is_file():
+        legacy = path.with_name(f"{task_key(env_kw)}.yaml")
+        if legacy.is_file():
+            warnings.warn(
+                f"{legacy} (a tuned file named without its task hash, by an older rlsched) is not used: it does not "
+                f"record which variant of {task_key(env_kw)} it was tuned on. This task's settings belong in "
+                f"{path.name}; tune again, or move it there and add its {TASK_RECORD} record",
+                stacklevel=2,
+            )
         return {}
-    return dict(to_dict(OmegaConf.load(path)))
+    data = dict(to_dict(OmegaConf.load(path)))
+    check_tuned_record(path, data.pop(TASK_RECORD, None), env_kw)
+    return data
 
 
 def build_baselines(
@@ -83,7 +179,7 @@ def build_baselines(
     missing = [n for n, s in source.items() if s == "defaults"] if use_tuned else []
     if missing:
         warnings.warn(
-            f"no tuned settings for {missing} on task {task_key(env_kw)}; using config defaults. "
+            f"no tuned settings for {missing} on task {tuned_key(env_kw)}; using config defaults. "
             f"Run the tuning sweep (README: 'Tuning the baselines') to create {tuned_file(env_kw, tuned_dir)}",
             stacklevel=2,
         )
@@ -122,7 +218,7 @@ def resolve_reward_reference(
         params.update(tuned[name])
     elif use_tuned:
         warnings.warn(
-            f"no tuned settings for reward_reference {name!r} on task {task_key(task_kw)}; the paired reward's "
+            f"no tuned settings for reward_reference {name!r} on task {tuned_key(task_kw)}; the paired reward's "
             f"reference uses config defaults. Tune it first ({tuned_file(task_kw, tuned_dir)})",
             stacklevel=2,
         )

@@ -10,7 +10,9 @@
 `tracked` opens a tracker (W&B offline by default, see rlsched/tracking.py) and finishes it however the block
 ends. `task_wrapper` finishes any tracker still open when the task ends (say, one made by `open_tracker` for
 a factory such as tune.py's `tracker_for`) and prints how the task ended, how long it took and where its
-outputs are, on success and on failure alike.
+outputs are, on success and on failure alike. `reports_user_errors` (outermost, under `@hydra.main`) turns an
+error in the request (a bad config value, a refused folder, missing data) into one line on stderr and exit
+status 1, instead of a traceback; HYDRA_FULL_ERROR=1 shows the traceback as before.
 """
 
 from __future__ import annotations
@@ -86,6 +88,32 @@ def closing_line(name: str, seconds: float, out_dir: Any, error: BaseException |
         return f"[{name}] done after {took}{_outputs_note(out_dir)}"
     where = f"; out_dir {out_dir}" if out_dir else ""
     return f"[{name}] stopped after {took} by {type(error).__name__}{where}"
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from rlsched.data import DataNotFoundError
+    from rlsched.io import FolderBusyError
+
+    # ValueError covers the refusals (ResultsFolderError, RunConfigError, ArtifactError, TunedFileError) and every
+    # bad config value; the others are a missing data set, an unwritable out_dir and a folder in use.
+    return (ValueError, DataNotFoundError, PermissionError, FolderBusyError)
+
+
+def reports_user_errors(task: Callable[[Any], T]) -> Callable[[Any], T]:
+    """An error in the request ends the program with one line on stderr (exit status 1), not a traceback: the
+    message already names the key and the fix. HYDRA_FULL_ERROR=1 re-raises it with its traceback."""
+
+    @functools.wraps(task)
+    def wrap(cfg: Any) -> T:
+        try:
+            return task(cfg)
+        except _user_errors() as err:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"error: {err} ({type(err).__name__}; HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
+            sys.exit(1)
+
+    return wrap
 
 
 def task_wrapper(task: Callable[[Any], T]) -> Callable[[Any], T]:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
+import re
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -29,6 +31,7 @@ from tqdm.auto import tqdm
 from envs.lr_control import EnvConfig, LRControlEnv
 from envs.vector import LRControlVecEnv
 from rlsched.controllers.base import Controller
+from rlsched.io import atomic_write_text, complete_lines, locked, repair_partial_line
 from rlsched.rollout import Episode, rollout
 from rlsched.tracking import Tracker
 
@@ -74,9 +77,9 @@ def ensure_writable(out_dir: str | Path) -> Path:
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
+        # A probe of our own (not a fixed name): two runs starting in one folder must not delete each other's.
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write_test"):
+            pass
     except OSError as err:
         raise PermissionError(
             f"results folder {out} cannot be written ({err}); choose another with out_dir=..."
@@ -84,62 +87,80 @@ def ensure_writable(out_dir: str | Path) -> Path:
     return out
 
 
-def _complete_lines(text: str, path: Path, warn: bool = True) -> str:
-    """`text` without a partial last line (one a kill cut short before its newline), with a warning."""
-    if not text or text.endswith("\n"):
-        return text
-    kept = text[: text.rfind("\n") + 1]  # "" when not even the header was finished
-    if warn:
-        warnings.warn(
-            f"{path}: dropped a partial last line {text[len(kept) :][:80]!r} (a run killed while writing it); "
-            "that run counts as not done and will be repeated",
-            stacklevel=3,
-        )
-    return kept
-
-
 def read_results(path: str | Path, warn: bool = True) -> pd.DataFrame:
-    """results.csv as a frame; a partial last line is dropped (with a warning), never a ParserError."""
+    """results.csv as a frame; a partial last line is dropped (with a warning), never a ParserError.
+
+    A corrupt row elsewhere (a line with the wrong number of fields, or text where a number belongs) raises
+    ResultsFolderError naming the file and its line, instead of a pandas error far from the cause.
+    """
     path = Path(path)
-    text = _complete_lines(path.read_text(), path, warn) if path.exists() else ""
+    text = path.read_text() if path.exists() else ""
+    text, partial = complete_lines(text)
+    if partial and warn:
+        warnings.warn(
+            f"{path}: dropped a partial last line {partial[:80]!r} (a run killed while writing it); "
+            "that run counts as not done and will be repeated",
+            stacklevel=2,
+        )
     if not text.strip():
         return pd.DataFrame()
-    return pd.read_csv(io.StringIO(text))
+    try:
+        df = pd.read_csv(io.StringIO(text))
+    except pd.errors.ParserError as err:
+        found = re.search(r"line (\d+)", str(err))
+        where = f"{path}:{found.group(1)}" if found else str(path)
+        raise ResultsFolderError(f"{where}: corrupt row in the results file ({err}); {_CORRUPT_FIX}") from err
+    _check_rows(df, path)
+    return df
+
+
+_CORRUPT_FIX = "delete that line (its run is then repeated) or the file (every run is repeated)"
+# Columns every row has and that must hold numbers: a row that fails here was damaged or hand-edited.
+_NUMERIC = ("seed", "steps", "return", "final_lr", *FINAL_KEYS, "env_seconds", "wall_seconds", "harness_seconds")
+
+
+def _check_rows(df: pd.DataFrame, path: Path) -> None:
+    bad = pd.Series(False, index=df.index)
+    for col in (c for c in _NUMERIC if c in df.columns):
+        values = df[col]
+        bad |= values.notna() & pd.to_numeric(values, errors="coerce").isna()
+    for col in (c for c in ("controller", "seed") if c in df.columns):
+        bad |= df[col].isna()
+    if "seed" in df.columns:
+        seeds = pd.to_numeric(df["seed"], errors="coerce")
+        bad |= seeds.notna() & (seeds != seeds.round())
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        line = first + 2  # line 1 is the header
+        raise ResultsFolderError(
+            f"{path}:{line}: corrupt row in the results file ({int(bad.sum())} such row(s)), "
+            f"{dict(df.iloc[first].head(4))!r}...; {_CORRUPT_FIX}"
+        )
 
 
 def repair_results(path: str | Path) -> None:
     """Drop a partial last line from results.csv on disk (files written before appends were crash-safe)."""
-    path = Path(path)
-    if path.exists():
-        text = path.read_text()
-        if text and not text.endswith("\n"):
-            atomic_write_text(path, _complete_lines(text, path))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temporary file and os.replace: a kill leaves the old file or the new one, never a mix."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with locked(path):
+        repair_partial_line(path)
 
 
 def append_result(path: str | Path, row: Mapping[str, Any]) -> None:
-    """Append one row to results.csv, crash-safe: the whole new file is written, then renamed into place."""
+    """Append one row to results.csv under the file's lock, crash-safe: the whole new file is written, then
+    renamed into place. Two benchmarks sharing a folder both keep every row (each appends under the lock)."""
     path = Path(path)
     new = pd.DataFrame([dict(row)]).to_csv(index=False)
-    old = _complete_lines(path.read_text(), path) if path.exists() else ""
-    if not old.strip():
-        text = new
-    elif old.split("\n", 1)[0] == new.split("\n", 1)[0]:
-        text = old + new.split("\n", 1)[1]  # same columns: the old rows stay byte for byte as they were
-    else:
-        merged = pd.concat([read_results(path), pd.DataFrame([dict(row)])], ignore_index=True)
-        text = merged.to_csv(index=False)
-    atomic_write_text(path, text)
+    with locked(path):
+        old, partial = complete_lines(path.read_text() if path.exists() else "")
+        if partial:
+            warnings.warn(f"{path}: dropped a partial last line {partial[:80]!r}", stacklevel=2)
+        if not old.strip():
+            text = new
+        elif old.split("\n", 1)[0] == new.split("\n", 1)[0]:
+            text = old + new.split("\n", 1)[1]  # same columns: the old rows stay byte for byte as they were
+        else:
+            merged = pd.concat([pd.read_csv(io.StringIO(old)), pd.DataFrame([dict(row)])], ignore_index=True)
+            text = merged.to_csv(index=False)
+        atomic_write_text(path, text)
 
 
 def _differing_keys(stored: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -255,6 +276,8 @@ def run_benchmark(
     """Run every controller on every seed; returns (results, curves), both also on disk in `out_dir`.
 
     Files: `results.csv` (one row per run, appended as runs finish) and `curves/<controller>__seed<s>.csv`.
+    Rows are appended under a file lock, so several benchmarks may share `out_dir` at once; the returned
+    results hold every controller the folder has for `seeds` (this call's and any other's on this env config).
     Runs already in `results.csv` with the same controller identity (parameters, or the artifact's bytes) are
     skipped, which is how an interrupted benchmark resumes; a changed controller is run again. A folder whose
     runs used another env config is refused (ResultsFolderError naming the differing keys), before any run.
@@ -315,8 +338,12 @@ def run_benchmark(
             bar.update(1)
     bar.close()
     results = read_results(results_path)
-    # Keep the newest row of each current (controller, seed); rows of a changed controller are stale.
-    current = (results["identity"] == results["controller"].map(ident)) & (results["env_identity"] == env_id)
+    # Keep the newest row of each current (controller, seed); rows of a changed controller are stale. Rows of
+    # controllers this call did not run (another benchmark into the same folder, now or earlier) stay in: the
+    # table shows everything the folder holds for these seeds.
+    mine = results["controller"].isin(ident)
+    current = ~mine | (results["identity"] == results["controller"].map(ident))
+    current &= results["env_identity"] == env_id
     results = results[current & results["seed"].isin([int(s) for s in seeds])]
     results = results.drop_duplicates(["controller", "seed"], keep="last")
     curves = pd.concat(

@@ -23,6 +23,7 @@ Loading needs torch and stable-baselines3 only (no Hydra, W&B or data).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -178,6 +179,11 @@ class LearnedLR:
     others are left alone, so they can follow their own scheduler. LearnedLR writes its rate into its groups at
     every `step()`, so call it after another scheduler's `step()` if that one touches all groups (StepLR does).
     `lr_min`/`lr_max` override the artifact's LR bounds. `deterministic=False` samples the policy's actions.
+
+    Outside what the controller was trained on, as the env ends the episode there: stepped past `total_steps`, it
+    warns once and holds the rate. A non-finite training loss, logits or probe loss raises FloatingPointError with
+    `on_nonfinite="raise"` (default), or with `"hold"` warns once and holds the rate from there on (no more
+    decisions: the observation would be meaningless).
     """
 
     def __init__(
@@ -195,7 +201,12 @@ class LearnedLR:
         lr_min: float | None = None,
         lr_max: float | None = None,
         deterministic: bool = True,
+        on_nonfinite: str = "raise",
     ) -> None:
+        if on_nonfinite not in ("raise", "hold"):
+            raise ValueError(f"on_nonfinite must be 'raise' or 'hold', got {on_nonfinite!r}")
+        self.on_nonfinite = on_nonfinite
+        self.held: str | None = None  # why the rate is held (past total_steps, non-finite input), or None
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not a torch.optim.Optimizer")
         self.optimizer = optimizer
@@ -316,7 +327,14 @@ class LearnedLR:
         if train_logits is not None:
             self._last_logits = train_logits.detach()
         self.optimizer_steps += 1
-        if len(self._losses) == self.steps_per_action:
+        if self.held is None and self.optimizer_steps > self.total_steps:
+            self._hold(
+                f"stepped past total_steps={self.total_steps}: the controller was trained on runs of that length "
+                f"(the env ends the episode there), so the rate is held at {self.lr:.4g} from here"
+            )
+        if self.held is not None:
+            self._losses = []
+        elif len(self._losses) == self.steps_per_action:
             # The mean over the K steps, computed as the env computes it.
             mean = self._losses[0] if len(self._losses) == 1 else torch.stack(self._losses).mean()
             self._losses = []
@@ -324,8 +342,30 @@ class LearnedLR:
             self._decide(mean, self._last_logits)
         self._write_lr()
 
+    def _hold(self, why: str) -> None:
+        self.held = why
+        warnings.warn(f"LearnedLR: {why}", stacklevel=3)
+
+    def _finite(self, **values: torch.Tensor | None) -> bool:
+        """Whether every value is finite; otherwise raise or hold (on_nonfinite). One sync per decision."""
+        bad = [name for name, v in values.items() if v is not None and not bool(torch.isfinite(v).all())]
+        if not bad:
+            return True
+        why = f"non-finite {' and '.join(bad)} at optimizer step {self.optimizer_steps}"
+        if self.on_nonfinite == "raise":
+            raise FloatingPointError(
+                f"LearnedLR: {why}; the controller never saw a diverged run (the env ends the episode there). "
+                "Lower the LR bounds, or pass on_nonfinite='hold' to keep the last rate instead"
+            )
+        self._hold(f"{why}: the rate is held at {self.lr:.4g} from here (on_nonfinite='hold')")
+        return False
+
     def _decide(self, train_loss: torch.Tensor, train_logits: torch.Tensor | None) -> None:
         val_loss, val_acc, val_logits = self._probe()
+        if not self._finite(
+            train_loss=train_loss, train_logits=train_logits, probe_loss=val_loss, probe_logits=val_logits
+        ):
+            return
         if self._needs_accuracy and bool(torch.isnan(val_acc)):
             raise ValueError("the controller observes val_accuracy: the probe callable must return (loss, logits, acc)")
         preds = val_logits if self.cfg.prediction_source == "validation" else train_logits

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from rlsched import plots, stats
+from rlsched.io import atomic_write_text
 from rlsched.tracking import Tracker
 
 
@@ -18,10 +19,11 @@ def write_tables(summary: pd.DataFrame, diffs: pd.DataFrame, reference: str, out
     column; without it the rows of either file could not be told apart.
     """
     out = Path(out_dir)
-    summary.reset_index().to_csv(out / "summary.csv", index=False)
+    # Atomic: two benchmarks sharing a folder may finish at once; each file is then one writer's, never a mix.
+    atomic_write_text(out / "summary.csv", summary.reset_index().to_csv(index=False))
     paired = diffs.reset_index()
     paired.insert(1, "reference", reference)
-    paired.to_csv(out / "paired.csv", index=False)
+    atomic_write_text(out / "paired.csv", paired.to_csv(index=False))
 
 
 def write_report(
@@ -58,7 +60,7 @@ def write_report(
         f"\n- harness overhead: {100 * (wall_s - env_s) / env_s:.2f}% of {env_s:.1f} s spent in env "
         f"reset/step over {len(results)} runs"
     )
-    (out / "table.md").write_text(md + "\n")
+    atomic_write_text(out / "table.md", md + "\n")
     images = plots.plot_all(curves, out)
     if tracker is not None:
         tracker.log_table("final/results", results)

@@ -30,6 +30,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from envs.lr_control import EnvConfig, LRControlEnv
 from envs.vector import LRControlVecEnv
+from rlsched.io import repair_partial_line
 from rlsched.rollout import Episode, rollout
 from rlsched.tracking import Tracker
 
@@ -95,10 +96,7 @@ def population_final_losses(model, obs_normalizer, venv: LRControlVecEnv, seeds:
 def read_selection_log(path: Path) -> pd.DataFrame:
     """selection.csv as a frame; a partial last line (a kill mid-append) is cut off the file first, so the
     next append starts on a line of its own."""
-    text = path.read_text()
-    complete = text[: text.rfind("\n") + 1]
-    if complete != text:
-        path.write_text(complete)
+    complete = repair_partial_line(path, warn=False)
     return pd.read_csv(io.StringIO(complete)) if complete.strip() else pd.DataFrame(columns=["timesteps", "score"])
 
 

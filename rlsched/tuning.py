@@ -4,7 +4,7 @@ Every baseline gets its own study with the same number of trials and the same se
 the LR log-uniformly over one range and its other settings over the ranges of `search_space`, and is scored
 on the same tuning seeds (rlsched.seeds) with the test set switched off. Every trial goes to `trials.csv` in
 the run folder as soon as it ends, so a re-run with the same settings resumes (a baseline with all its
-trials is skipped); each baseline's winner is merged into `conf/tuned/<task>.yaml`, which the harness reads.
+trials is skipped); each baseline's winner is merged into `conf/tuned/<task>_<hash>.yaml`, which the harness reads.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from envs.lr_control import EnvConfig, LRControlEnv
-from rlsched.config import DEFAULT_TUNED_DIR, PROJECT_ROOT, task_key, to_dict
+from rlsched.checkpoints import differing_keys
+from rlsched.config import PROJECT_ROOT, TASK_RECORD, check_tuned_record, task_config, task_key, to_dict, tuned_file
 from rlsched.controllers import BASELINES, make_controller
 from rlsched.harness import run_episode
+from rlsched.io import atomic_write_text
 from rlsched.seeds import check_disjoint, seed_block
 from rlsched.tracking import Tracker
 
@@ -266,10 +268,12 @@ class TrialLog:
         rows = [r for r in self.rows if r["baseline"] == baseline]
         old = self.settings.get(baseline)
         if rows and old != identity:
-            changed = sorted(k for k in identity if (old or {}).get(k) != identity[k])
+            diff = differing_keys(old or {}, identity)
+            changed = "; ".join(f"{k}: {json.dumps(a)} -> {json.dumps(b)}" for k, (a, b) in diff.items())
             raise ValueError(
                 f"{self.out_dir / TRIALS_FILE} holds {len(rows)} trials of {baseline!r} run with other settings "
-                f"({changed} differ); choose another out_dir=, or delete that folder to start over"
+                f"(differing keys, logged -> now: {changed}); choose another out_dir=, or delete that folder to "
+                "start over"
             )
         self.settings[baseline] = identity
         return sorted(rows, key=lambda r: int(r["trial"]))
@@ -415,11 +419,24 @@ def tune_baseline(
     )
 
 
-def write_tuned(path: str | Path, winner: Winner, seeds: Sequence[int], settings: TuneSettings, source: str) -> None:
-    """Merge one baseline's winner into a tuned file, keeping the other baselines and their header lines."""
+def write_tuned(
+    path: str | Path,
+    winner: Winner,
+    seeds: Sequence[int],
+    settings: TuneSettings,
+    source: str,
+    env_kw: Mapping[str, Any] | None = None,
+) -> None:
+    """Merge one baseline's winner into a tuned file, keeping the other baselines and their header lines.
+
+    With `env_kw` the file records its task (`_task`) and a file that records another task is refused."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     current = to_dict(OmegaConf.load(path)) if path.is_file() else {}
+    if env_kw is not None:
+        if path.is_file():
+            check_tuned_record(path, current.get(TASK_RECORD), env_kw)
+        current = {TASK_RECORD: task_config(env_kw), **{k: v for k, v in current.items() if k != TASK_RECORD}}
     current[winner.baseline] = winner.params
     lo, hi = settings.lr_range
     header = (
@@ -437,7 +454,7 @@ def write_tuned(path: str | Path, winner: Winner, seeds: Sequence[int], settings
         if path.is_file()
         else []
     )
-    path.write_text(header + "".join(f"{line}\n" for line in old_header) + OmegaConf.to_yaml(current))
+    atomic_write_text(path, header + "".join(f"{line}\n" for line in old_header) + OmegaConf.to_yaml(current))
 
 
 def tune_baselines(
@@ -461,7 +478,9 @@ def tune_baselines(
         spec = dict(specs[b])
         search_space(spec.get("kind", b), env.cfg.episode_steps, settings.lr_range)
     log = TrialLog.open(out_dir)
-    tuned = Path(tuned_dir or DEFAULT_TUNED_DIR) / f"{task}.yaml"
+    tuned = tuned_file(env_kw, tuned_dir)
+    if tuned.is_file():  # a file of another task is refused now, not after hours of trials
+        check_tuned_record(tuned, to_dict(OmegaConf.load(tuned)).get(TASK_RECORD), env_kw)
     print(
         f"[tune] task {task}: {list(baselines)}, {settings.n_trials} trials each on tuning seeds {settings.seeds}, "
         f"lr in {list(settings.lr_range)}; trials -> {_shown(Path(out_dir) / TRIALS_FILE)}",
@@ -487,7 +506,7 @@ def tune_baselines(
             tracker.summary({"tune/best_score": w.score, "tune/best_trial": w.trial, "tune/n_trials": w.n_trials})
         finally:
             tracker.finish()
-        write_tuned(tuned, w, settings.seeds, settings, _shown(Path(out_dir) / TRIALS_FILE))
+        write_tuned(tuned, w, settings.seeds, settings, _shown(Path(out_dir) / TRIALS_FILE), env_kw)
         winners.append(w)
         print(f"[tune] {b}: best of {w.n_trials} trials, score {w.score:.4f} with {_fmt(w.params)} -> {tuned}")
         if w.at_edge:

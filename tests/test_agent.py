@@ -199,7 +199,7 @@ def test_corrupt_or_mismatched_artifact_is_a_clear_error(train_kw, tmp_path):
     (broken / "model.zip").write_bytes(data[: len(data) // 3])
     with pytest.raises(ArtifactError, match=r"model\.zip"):
         load_artifact(broken)
-    (broken / "vecnormalize.pkl").unlink()
+    (broken / "vecnormalize.json").unlink()
     with pytest.raises(ArtifactError, match="lacks"):
         load_artifact(broken)
     with pytest.raises(ArtifactError, match="not a folder"):

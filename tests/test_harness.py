@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from envs.lr_control import LRControlEnv
-from rlsched.config import build_baselines, task_key
+from rlsched.config import TASK_RECORD, build_baselines, task_config, tuned_file
 from rlsched.controllers import make_controller
 from rlsched.evaluate import evaluate_task
 from rlsched.harness import ResultsFolderError, append_result, env_identity, read_results, run_benchmark
@@ -92,7 +93,8 @@ def test_unwritable_results_folder_fails_before_any_run(tiny_env_kwargs, tmp_pat
 
 
 def test_tuned_settings_override_defaults(tiny_env_kwargs, tmp_path):
-    (tmp_path / f"{task_key(tiny_env_kwargs)}.yaml").write_text("plateau:\n  lr: 0.003\n  patience: 4\n")
+    record = OmegaConf.to_yaml({TASK_RECORD: task_config(tiny_env_kwargs)})
+    tuned_file(tiny_env_kwargs, tmp_path).write_text(record + "plateau:\n  lr: 0.003\n  patience: 4\n")
     ctrls, source = build_baselines(["plateau", "constant"], SPECS, tiny_env_kwargs, True, tmp_path)
     plateau = ctrls[0]
     assert plateau.lr0 == 0.003 and plateau.patience == 4 and plateau.factor == 0.5

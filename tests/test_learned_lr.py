@@ -247,7 +247,7 @@ def _unknown_option(out, cfg, meta):
 
 
 def _missing_vecnormalize(out, cfg, meta):
-    (out / "vecnormalize.pkl").unlink()
+    (out / "vecnormalize.json").unlink()
 
 
 @pytest.mark.parametrize(
@@ -256,7 +256,7 @@ def _missing_vecnormalize(out, cfg, meta):
         (_unknown_feature, "grad_norm"),
         (_discrete_action, "Discrete"),
         (_unknown_option, "warmup_steps"),
-        (_missing_vecnormalize, "vecnormalize.pkl"),
+        (_missing_vecnormalize, "vecnormalize.json"),
     ],
 )
 def test_bad_artifact_is_refused_naming_the_mismatch(artifact, tmp_path, edit, named):

@@ -108,14 +108,16 @@ def test_reachable_rates_contain_every_tuned_schedule(task, tiny_env_kwargs):
     multiplicative controller reaches (log 0 = -inf), and steps that small move the weights by < 1% of a
     normal step."""
     dataset = task.removesuffix("_mlp")
+    demo = compose_config("train", ["experiment=demo", f"dataset={dataset}"])
+    demo_kw = {**to_dict(demo.env), "reward": "neg_val_loss", "reward_reference": None}
     kw = {**tiny_env_kwargs, **DEMO_TASK, "dataset": dataset}
-    tuned = load_tuned(kw)
+    tuned = load_tuned(demo_kw)  # the tuned file of the demo task itself (val sizes, probe... are in its key)
     assert tuned, f"no tuned settings for the demo task on {dataset}"
-    specs = to_dict(compose_config("train", []).baselines)
+    specs = to_dict(demo.baselines)
     # Schedules depend on the step count (and, for plateau, on the losses): run them on a cheap env with the
     # demo task's episode_steps and K.
     cheap = {**kw, "batch_size": 100, "train_size": 2000}
-    controllers, _ = build_baselines(sorted(tuned), specs, kw)
+    controllers, _ = build_baselines(sorted(tuned), specs, demo_kw)
     env = LRControlEnv(**cheap)
     lrs = {c.name: run_episode(env, c, 20_000).curves["lr"].iloc[1:] for c in controllers}
     low, high = _reachable_band(LRControlEnv(**kw))

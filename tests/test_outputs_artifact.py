@@ -6,7 +6,6 @@ import importlib.util
 import json
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 from rlsched.artifact import ENV_CONFIG, PLACE_KEYS, load_artifact, save_artifact
 
@@ -21,22 +20,13 @@ def _transfer_module():
     return module
 
 
-class _FakeModel:
-    """What save_artifact uses of an SB3 model: save(), observation_space.shape, num_timesteps."""
-
-    observation_space = SimpleNamespace(shape=(9,))
-    num_timesteps = 12
-
-    def save(self, path) -> None:
-        Path(path).write_bytes(b"model")
-
-
 def test_save_artifact_drops_where_it_ran(tmp_path):
     env_config = json.loads((DEMO / ENV_CONFIG).read_text())
     env_config |= {"data_dir": "/training/machine/data", "device": "cuda", "torch_threads": 4}
-    vecnorm = tmp_path / "vn.pkl"
-    vecnorm.write_bytes(b"stats")
-    out = save_artifact(tmp_path / "art", model=_FakeModel(), vecnormalize=vecnorm, env_config=env_config, algo="ppo")
+    model = load_artifact(DEMO, trust=True).model
+    out = save_artifact(
+        tmp_path / "art", model=model, vecnormalize=DEMO / "vecnormalize.pkl", env_config=env_config, algo="ppo"
+    )
     saved = json.loads((out / ENV_CONFIG).read_text())
     assert not set(PLACE_KEYS) & set(saved)
     assert saved["dataset"] == "fashion_mnist" and saved["episode_steps"] == env_config["episode_steps"]

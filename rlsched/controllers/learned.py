@@ -21,7 +21,10 @@ class LearnedController(Controller):
 
     def identity(self) -> str:
         h = hashlib.sha1()
-        for f in ("model.zip", "vecnormalize.pkl"):
+        # vecnormalize.pkl and .json hold the same statistics (written together); hashing the .pkl where there is
+        # one keeps the identities, and so the benchmark rows, of artifacts made before the .json existed.
+        stats = "vecnormalize.pkl" if (self.artifact.path / "vecnormalize.pkl").is_file() else "vecnormalize.json"
+        for f in ("model.zip", stats):
             h.update((self.artifact.path / f).read_bytes())
         return f"learned:{h.hexdigest()[:16]}:deterministic={self.deterministic}"
 
