@@ -1,6 +1,6 @@
 """`LearnedLR`: a trained controller as a learning-rate scheduler in anyone's PyTorch training loop.
 
-The controller acts exactly as it does in `rlsched/LRControl-v0`: the same `envs.observer.Observer` turns the
+The controller acts exactly as it does in `rlsched/LRControl-v1`: the same `envs.observer.Observer` turns the
 run's signals into the observation, the artifact's VecNormalize statistics normalize it, the policy answers
 (deterministically) and the same `envs.actions` map turns its action into the next learning rate. Only the
 source of the signals changes: the user's loop instead of the env's `Trainee`.
