@@ -113,43 +113,76 @@ def test_sb3_make_vec_env_by_id(tiny_env_kwargs, vec_env_cls):
 
 
 # ----- Gymnasium's vector entry point ----------------------------------------------------------------------------
-def test_make_vec_returns_a_gymnasium_vector_env_with_same_step_autoreset(tiny_env_kwargs):
+def _sb3_rows(kw: dict, n: int, seed: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+    """The SB3 batched env's rows under the same seeding (row i with seed + i): episode seeds, rewards, infos."""
+    sb3 = LRControlVecEnv(kw, n)
+    sb3.seed(seed)
+    sb3.reset()
+    seeds = sb3.episode_seeds.copy()
+    rewards, infos = [], []
+    for a in actions:
+        _, r, _, i = sb3.step_actions(a)
+        rewards.append(r)
+        infos.append(i)
+    return seeds, np.array(rewards), infos
+
+
+def test_make_vec_returns_a_gymnasium_vector_env_with_next_step_autoreset(tiny_env_kwargs):
     n, steps = 3, tiny_env_kwargs["episode_steps"]
     venv = gym.make_vec(ENV_ID, num_envs=n, vectorization_mode="vector_entry_point", **tiny_env_kwargs)
     assert isinstance(venv, LRControlGymVecEnv) and isinstance(venv, VectorEnv)
-    assert venv.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
+    assert venv.metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP  # Gymnasium's default
     assert venv.single_observation_space.shape == (10,) and venv.observation_space.shape == (n, 10)
     assert venv.action_space.shape == (n, 1)
+    # Gymnasium's vector wrappers accept it (they refuse same-step autoreset).
+    stats = RecordEpisodeStatistics(gym.wrappers.vector.NormalizeObservation(venv))
+    _, info = stats.reset(seed=5)
+    assert info["_step"].all() and (info["step"] == 0).all()
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(steps + 1, n, 1)).astype(np.float32)
+    rewards, total = [], np.zeros(n)
+    for t in range(steps):
+        _, r, terminated, truncated, info = stats.step(actions[t])
+        rewards.append(r)
+        total += r
+        assert not truncated.any() and terminated.all() == (t == steps - 1)
+    np.testing.assert_allclose(info["episode"]["r"], total, rtol=1e-6)  # returns logged, whole episodes
+    assert (info["episode"]["l"] == steps).all() and "final_obs" not in info
+    # The next step resets every row: reward 0, not terminated, the new episode's first observation and info.
+    _, r, terminated, _, info = stats.step(actions[steps])
+    assert (r == 0).all() and not terminated.any() and (info["step"] == 0).all()
+    seeds, sb3_rewards, _ = _sb3_rows(tiny_env_kwargs, n, 5, actions[:steps])
+    np.testing.assert_allclose(np.array(rewards), sb3_rewards, rtol=1e-6)
+    assert (info["episode_seed"] != seeds).all()
+    venv.close()
+
+
+def test_same_step_autoreset_on_request(tiny_env_kwargs):
+    n, steps = 2, tiny_env_kwargs["episode_steps"]
+    venv = gym.make_vec(
+        ENV_ID, num_envs=n, vectorization_mode="vector_entry_point", autoreset_mode="SameStep", **tiny_env_kwargs
+    )
+    assert venv.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
+    assert LRControlGymVecEnv.metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP  # per instance, not the class
     stats = RecordEpisodeStatistics(venv)
-    obs, info = stats.reset(seed=5)
-    assert obs.shape == (n, 10) and info["_step"].all() and (info["step"] == 0).all()
-    seeds = info["episode_seed"].copy()
+    _, info = stats.reset(seed=5)
+    first_seeds = info["episode_seed"].copy()
     actions = np.random.default_rng(0).uniform(-1, 1, size=(steps, n, 1)).astype(np.float32)
     total = np.zeros(n)
     for t in range(steps):
-        obs, rewards, terminated, truncated, info = stats.step(actions[t])
-        total += rewards
-        assert not truncated.any()
+        _, r, terminated, _, info = stats.step(actions[t])
+        total += r
     assert terminated.all() and info["_final_obs"].all() and info["_episode"].all()
-    np.testing.assert_allclose(info["episode"]["r"], total, rtol=1e-6)  # returns logged, whole episodes
-    assert (info["episode"]["l"] == steps).all()
+    np.testing.assert_allclose(info["episode"]["r"], total, rtol=1e-6)
     # Same step: the returned observation is already the new episode's first; the last one is in final_obs.
-    assert (info["step"] == 0).all() and (info["episode_seed"] != seeds).all()
+    assert (info["step"] == 0).all() and (info["episode_seed"] != first_seeds).all()
     final = info["final_info"]  # Gymnasium's dict of per-row arrays
     assert (final["step"] == steps).all() and final["_final_val_loss"].all()
-    # The rows are the SB3 batched env's rows, seeded alike (row i with seed + i).
-    sb3 = LRControlVecEnv(tiny_env_kwargs, n)
-    sb3.seed(5)
-    first = sb3.reset()
-    np.testing.assert_array_equal(sb3.episode_seeds, seeds)
-    for t in range(steps):
-        _, sb3_rewards, _, sb3_infos = sb3.step_actions(actions[t])
-    np.testing.assert_allclose(
-        np.stack([i["terminal_observation"] for i in sb3_infos]), np.stack(info["final_obs"]), rtol=1e-6
-    )
-    np.testing.assert_allclose(sb3_rewards, rewards, rtol=1e-6)
-    assert first.shape == obs.shape
-    venv.close()
+    seeds, _, sb3_infos = _sb3_rows(tiny_env_kwargs, n, 5, actions)
+    np.testing.assert_array_equal(seeds, first_seeds)
+    last = np.stack([i["terminal_observation"] for i in sb3_infos[-1]])
+    np.testing.assert_allclose(last, np.stack(info["final_obs"]), rtol=1e-6)
+    with pytest.raises(ValueError, match="autoreset_mode must be one of"):
+        LRControlGymVecEnv(2, autoreset_mode="Sometimes", **tiny_env_kwargs)
 
 
 def test_vector_entry_point_refuses_what_it_cannot_do(tiny_env_kwargs):
