@@ -11,7 +11,7 @@ override RLSCHED_DATA_DIR := $(abspath $(RLSCHED_DATA_DIR))
 endif
 export RLSCHED_DATA_DIR
 
-.PHONY: venv demo test test-slow lint bench tune clean
+.PHONY: venv demo test test-slow lint bench tune sync-wandb clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ space := $(empty) $(empty)
 comma := ,
 tune: $(STAMP)
 	$(PY) experiments/tune.py "baselines=[$(subst $(space),$(comma),$(strip $(BASELINES)))]" $(TUNE_ARGS)
+
+# Upload every offline W&B run under DIRS (training, benchmark and sweep runs alike), e.g.
+# `make sync-wandb DIRS="outputs multirun results"`.
+DIRS ?= outputs
+sync-wandb: $(STAMP)
+	$(PY) scripts/sync_wandb.py $(DIRS)
 
 bench: $(STAMP)
 	$(PY) scripts/bench_env.py
