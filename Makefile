@@ -35,8 +35,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 # Tune every baseline on a task with Optuna, the same number of trials each, e.g.
-# `make tune TUNE_ARGS="env=demo model=mlp n_trials=24"`; trials -> results/tuning/<task>/trials.csv (a re-run
-# resumes there), winners -> conf/tuned/<task>.yaml.
+# `make tune TUNE_ARGS="env=demo model=mlp n_trials=24"`; studies -> results/tuning/<task>/study.log (Optuna's
+# journal: a re-run resumes it) and trials.csv, winners -> conf/tuned/<task>.yaml.
 BASELINES := constant step_decay exponential cosine plateau one_cycle warmup_cosine
 empty :=
 space := $(empty) $(empty)
