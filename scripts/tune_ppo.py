@@ -26,18 +26,12 @@ from typing import Any
 import optuna
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
+from rlsched.tuning import journal_storage
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def journal_storage(path: str | Path) -> JournalStorage:
-    """An Optuna storage in one append-only file (safe for several processes; no database server)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
 
 
 def ppo_space(trial: optuna.Trial) -> dict[str, Any]:
