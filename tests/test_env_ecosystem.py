@@ -194,3 +194,12 @@ def test_vector_entry_point_refuses_what_it_cannot_do(tiny_env_kwargs):
     venv.reset(seed=0)
     with pytest.raises(ValueError, match="one action per row"):
         venv.step(np.zeros((3, 1), dtype=np.float32))
+
+
+def test_env_spec_page_renders_the_docstring():
+    """docs/env_spec.md is the LRControlEnv docstring (regenerate it from there when the spec changes)."""
+    import inspect
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "env_spec.md").read_text()
+    assert page.rstrip("\n").endswith(inspect.cleandoc(LRControlEnv.__doc__))
