@@ -92,11 +92,18 @@ def test_record_video_writes_an_episode(tiny_env_kwargs, tmp_path):
 
 
 # ----- SB3 by id --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("vec_env_cls", [DummyVecEnv, SubprocVecEnv])
-def test_sb3_make_vec_env_by_id(tiny_env_kwargs, vec_env_cls):
+@pytest.mark.parametrize(
+    ("vec_env_cls", "env_id", "start_method"),
+    [
+        (DummyVecEnv, ENV_ID, None),
+        (SubprocVecEnv, ENV_ID, "fork"),  # forked workers inherit the registration
+        (SubprocVecEnv, f"envs:{ENV_ID}", "forkserver"),  # fresh workers import envs from the id's prefix
+    ],
+)
+def test_sb3_make_vec_env_by_id(tiny_env_kwargs, vec_env_cls, env_id, start_method):
     """SB3 asks for render_mode="rgb_array" and falls back only on a TypeError: the env must accept it."""
-    kwargs = {"start_method": "fork"} if vec_env_cls is SubprocVecEnv else None
-    venv = make_vec_env(ENV_ID, n_envs=2, seed=3, env_kwargs=tiny_env_kwargs, vec_env_cls=vec_env_cls,
+    kwargs = {"start_method": start_method} if start_method else None
+    venv = make_vec_env(env_id, n_envs=2, seed=3, env_kwargs=tiny_env_kwargs, vec_env_cls=vec_env_cls,
                         vec_env_kwargs=kwargs)  # fmt: skip
     try:
         obs = venv.reset()
