@@ -97,7 +97,8 @@ def test_record_video_writes_an_episode(tiny_env_kwargs, tmp_path):
     [
         (DummyVecEnv, ENV_ID, None),
         (SubprocVecEnv, ENV_ID, "fork"),  # forked workers inherit the registration
-        (SubprocVecEnv, f"envs:{ENV_ID}", "forkserver"),  # fresh workers import envs from the id's prefix
+        # Fresh workers import envs from the id's prefix (~20 s: each worker imports torch and loads the data).
+        pytest.param(SubprocVecEnv, f"envs:{ENV_ID}", "forkserver", marks=pytest.mark.slow),
     ],
 )
 def test_sb3_make_vec_env_by_id(tiny_env_kwargs, vec_env_cls, env_id, start_method):
