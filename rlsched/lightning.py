@@ -17,6 +17,7 @@
 Lightning steps its schedulers right after the optimizer step and before any `on_train_batch_end` hook sees the
 step's outputs, so the callback wraps `training_step` for the length of the fit and passes each output to every
 `LearnedLR` among the trainer's schedulers (also inside `SequentialLR` or `ChainedScheduler`) via `observe`.
+With `accumulate_grad_batches` > 1 the controller sees the last micro-batch's loss of each optimizer step.
 Needs `lightning` or `pytorch_lightning` (the dev extra has it); `rlsched.LearnedLR` itself does not.
 """
 

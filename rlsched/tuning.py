@@ -383,6 +383,20 @@ def _check_study_identity(study: optuna.Study, identity: dict[str, Any], out_dir
     study.set_user_attr("identity", identity)
 
 
+def _trial_row(baseline: str, i: int, trial: optuna.trial.FrozenTrial, seeds: Sequence[int]) -> dict[str, Any]:
+    """A finished trial as its trials.csv row (the sampled values, the controller's derived ones, scores)."""
+    params = trial.params
+    return {
+        "baseline": baseline,
+        "trial": i,
+        **params,
+        **{k: v for k, v in controller_params(params).items() if k not in params},
+        "score": trial.value,
+        **{f"val_loss_{s}": v for s, v in zip(seeds, trial.user_attrs["val_losses"], strict=True)},
+        "seconds": trial.user_attrs["seconds"],
+    }
+
+
 def tune_baseline(
     env: LRControlEnv,
     env_kw: Mapping[str, Any],
@@ -420,6 +434,10 @@ def tune_baseline(
         print(f"[tune] {baseline}: all {settings.n_trials} trials logged; nothing to run")
     elif done:
         print(f"[tune] {baseline}: resuming after {len(done)}/{settings.n_trials} logged trials")
+    logged_numbers = {int(r["trial"]) for r in logged}
+    for i, t in enumerate(done):  # killed between the journal's record and trials.csv's: the row from the journal
+        if i not in logged_numbers and "val_losses" in t.user_attrs:
+            log.add(_trial_row(baseline, i, t, settings.seeds))
     scores = [float(t.value) for t in done]
     t_start = time.perf_counter()
     for i in range(len(done), settings.n_trials):
@@ -430,21 +448,12 @@ def tune_baseline(
         )
         seconds = time.perf_counter() - t0
         trial.set_user_attr("seconds", seconds)
+        trial.set_user_attr("val_losses", result["val_losses"])
         study.tell(trial, result["score"])
         _save_sampler(sampler_file, i + 1, study.sampler)
         scores.append(result["score"])
         best = min(range(len(scores)), key=scores.__getitem__)
-        log.add(
-            {
-                "baseline": baseline,
-                "trial": i,
-                **trial.params,
-                **{k: v for k, v in controller_params(trial.params).items() if k not in trial.params},
-                "score": result["score"],
-                **{f"val_loss_{s}": v for s, v in zip(settings.seeds, result["val_losses"], strict=True)},
-                "seconds": seconds,
-            }
-        )
+        log.add(_trial_row(baseline, i, study.trials[trial.number], settings.seeds))
         if on_trial:
             on_trial(i, result["score"], scores[best])
         per = (time.perf_counter() - t_start) / (i + 1 - len(done))

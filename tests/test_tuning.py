@@ -179,3 +179,11 @@ def test_a_folder_from_before_the_journal_is_imported(tiny3: dict, tmp_path, cap
     more = _tune(tiny3, tmp_path, 3, [20_000], ["constant"])  # extended: the sampler state is gone, seeded anew
     assert "seeded anew" in capsys.readouterr().out and more[0].n_trials == 3
     assert pd.read_csv(tmp_path / "trials.csv")["lr"].nunique() == 3
+
+
+def test_a_trial_missing_from_trials_csv_is_restored_from_the_journal(tiny3: dict, tmp_path) -> None:
+    _tune(tiny3, tmp_path, 2, [20_000], ["constant"])
+    full = pd.read_csv(tmp_path / "trials.csv")
+    full.iloc[:1].to_csv(tmp_path / "trials.csv", index=False)  # as if killed after the journal's record
+    _tune(tiny3, tmp_path, 2, [20_000], ["constant"])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "trials.csv"), full)
