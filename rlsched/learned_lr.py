@@ -340,6 +340,11 @@ class LearnedLR(LRScheduler):
         """Call after every optimizer step, with its training loss and its batch's logits, or with no arguments
         after `observe(loss, logits)` (as `SequentialLR`, `ChainedScheduler` and Lightning call it). Every K-th
         step evaluates the probe and sets the next LR."""
+        if isinstance(train_loss, int) and not isinstance(train_loss, bool):
+            # LRScheduler's deprecated step(epoch), which older torch's SequentialLR calls at a milestone (step(0)):
+            # an epoch, not a loss. Epoch 0 starts the controller's run, as _update_lr(0) does in newer torch.
+            super().step(train_loss)
+            return
         if train_loss is not None:
             self.observe(train_loss, train_logits)
         super().step()

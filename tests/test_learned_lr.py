@@ -463,3 +463,16 @@ def test_lightning_trainer_with_the_callback_matches_the_plain_loop(env_kwargs, 
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     assert record.lrs == pytest.approx(expected, rel=1e-6) and len(set(expected)) >= 3
     assert "training_step" not in module.__dict__  # the callback's wrapper is gone after the fit
+
+
+def test_step_with_an_int_is_the_epoch_older_sequential_lr_passes(env_kwargs, artifact):
+    """Older torch's SequentialLR calls step(0) at a milestone: an epoch (the run restarts), not a loss of 0."""
+    run = PlainRun(env_kwargs, SEED)
+    opt = torch.optim.Adam(run.net.parameters(), lr=0.01)
+    sched = run.learned(opt, artifact)
+    for n in range(K):
+        sched.step(*run.train_step(opt, n))
+    assert sched.t == 1 and sched.optimizer_steps == K
+    with pytest.warns(UserWarning):  # torch's deprecation of step(epoch)
+        sched.step(0)
+    assert sched.t == 0 and sched.optimizer_steps == 0 and sched.last_epoch == 0
