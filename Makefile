@@ -11,7 +11,7 @@ override RLSCHED_DATA_DIR := $(abspath $(RLSCHED_DATA_DIR))
 endif
 export RLSCHED_DATA_DIR
 
-.PHONY: venv demo test test-slow lint bench tune clean
+.PHONY: venv demo test test-slow lint bench tune sync-wandb clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,14 +35,20 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 # Tune every baseline on a task with Optuna, the same number of trials each, e.g.
-# `make tune TUNE_ARGS="env=demo model=mlp n_trials=24"`; trials -> results/tuning/<task>/trials.csv (a re-run
-# resumes there), winners -> conf/tuned/<task>.yaml.
+# `make tune TUNE_ARGS="env=demo model=mlp n_trials=24"`; studies -> results/tuning/<task>/study.log (Optuna's
+# journal: a re-run resumes it) and trials.csv, winners -> conf/tuned/<task>.yaml.
 BASELINES := constant step_decay exponential cosine plateau one_cycle warmup_cosine
 empty :=
 space := $(empty) $(empty)
 comma := ,
 tune: $(STAMP)
 	$(PY) experiments/tune.py "baselines=[$(subst $(space),$(comma),$(strip $(BASELINES)))]" $(TUNE_ARGS)
+
+# Upload every offline W&B run under DIRS (training, benchmark and sweep runs alike), e.g.
+# `make sync-wandb DIRS="outputs multirun results"`.
+DIRS ?= outputs
+sync-wandb: $(STAMP)
+	$(PY) scripts/sync_wandb.py $(DIRS)
 
 bench: $(STAMP)
 	$(PY) scripts/bench_env.py

@@ -1,4 +1,4 @@
-"""LRControl-v0: a controller sets the learning rate of a network training on real data.
+"""LRControl-v1: a controller sets the learning rate of a network training on real data.
 
 One step: the action sets the LR, the trainee takes K optimizer steps, the validation probe is evaluated,
 and the env returns the observation and reward. Everything the env accepts is a field of `EnvConfig`;
@@ -337,20 +337,131 @@ class EnvConfig:
 
 
 class LRControlEnv(gym.Env):
-    """Gymnasium env whose episode is one training run of a trainee network (see module docstring).
+    """
+    ## Description
 
-    It composes the parts that each own one thing: the data splits and the `Trainee` (the network, its optimizer
-    and data order), the action map (envs.actions), the `Observer` (envs.observer) and the reward
-    (envs.rewards). The episode seed: `reset(seed=s)` fixes the split, the initialization and the data order. A
-    reward that needs the seed (paired_log compares with a reference run on the same trainee) gets `s`; after
-    `reset()` without a seed it gets a seed drawn from the env's `np_random`, which then seeds the episode as
-    `reset(seed=drawn)` would (`episode_seed` holds it). `reference_runner` runs paired_log's reference baseline
-    (default: the installed one, see envs.reference).
+    `rlsched/LRControl-v1`: one episode is one real training run of a small network (the *trainee*) on an image
+    data set; at every step the controller sets the learning rate, the trainee takes K optimizer steps
+    (`steps_per_action`), and the env reports how training goes. The task follows Xu et al., "Learning an
+    Adaptive Learning Rate Schedule" (2019), with the MDP fixes listed under Version History.
+
+    The env composes parts that each own one thing: the data splits and the `Trainee` (the network, its optimizer
+    and data order), the action map (envs.actions), the `Observer` (envs.observer) and the reward (envs.rewards).
+
+    ## Action Space
+
+    Per `action` (default `"scale"`):
+
+    - `"scale"`: `Box(-1, 1, (1,), float32)`. a in [-1, 1] maps linearly to a multiplier m in `scale_range`
+      (default [0.965, 1.035]); the LR becomes lr * m**K with `scale_per="optimizer_step"` (the multiplier acts
+      at each of the K optimizer steps, the paper's per-step range), lr * m with `scale_per="env_step"`.
+    - `"discrete"`: `Discrete(len(discrete_multipliers))`; action i multiplies the LR by `discrete_multipliers[i]`
+      (default 1/1.05, 1, 1.05).
+    - `"log_lr"`: `Box(-1, 1, (1,), float32)`; a sets the LR itself, log-uniformly between `lr_min` and `lr_max`.
+    - `"prior_offset"`: `Box(-1, 1, (1,), float32)`; the LR is the prior schedule's rate times 10**a: warm-up +
+      cosine at `initial_lr` over `episode_steps` (10% linear warm-up from 0.1x, cosine to 0; untuned), so a = 0
+      follows the prior and the controller learns corrections (envs.actions.prior_schedule).
+
+    The LR is always clipped to [`lr_min`, `lr_max`] (default [1e-5, 0.1]); a NaN action is refused.
+
+    ## Observation Space
+
+    `Box(low, high, (n,), float32)` with one entry per name in `features` (default: the 10 below; `"paper"`: the
+    first 9, the authors' state; `val_accuracy` is optional). Every value is clipped into its declared bounds
+    (`max_loss` M = 100, `weight_bound` W = 100, eps = 1e-10); `obs_transform="symlog"` applies sign(x) log(1+|x|)
+    to values and bounds.
+
+    | Num | Feature                 | Meaning                                          | Bounds                    |
+    |-----|-------------------------|--------------------------------------------------|---------------------------|
+    | 0   | val_loss                | cross-entropy on the fixed validation probe      | [0, M]                    |
+    | 1   | pred_log_var_ema        | EMA of log variance of softmax predictions       | [log eps, 0]              |
+    | 2   | pred_change_log_var_ema | EMA of log variance of the predictions' change   | [log eps, 0]              |
+    | 3   | train_loss              | mean training loss over the K optimizer steps    | [0, M]                    |
+    | 4   | penult_weight_mean      | mean of the penultimate observed layer's weights | [-W, W]                   |
+    | 5   | penult_weight_var       | variance of the penultimate layer's weights      | [0, W²]                   |
+    | 6   | last_weight_mean        | mean of the last layer's weights                 | [-W, W]                   |
+    | 7   | last_weight_var         | variance of the last layer's weights             | [0, W²]                   |
+    | 8   | log10_lr                | log10 of the learning rate in use                | log10 of [lr_min, lr_max] |
+    | 9   | progress                | fraction of the episode taken, t / episode_steps | [0, 1]                    |
+    | -   | val_accuracy (optional) | accuracy on the validation probe                 | [0, 1]                    |
+
+    `features="invariant"`: the same 10, each independent of the task's scale (for task sets): `val_loss_rel` and
+    `train_loss_rel` (loss / ln C), the four weight statistics scaled by fan-in (`*_mean_scaled` = mean x sqrt
+    fan-in, `*_var_scaled` = variance x fan-in), `log10_lr_rel` (log10 of LR / initial_lr), the two prediction
+    EMAs and `progress` as above (rlsched.features.INVARIANT_FEATURES).
+
+    Predictions come from the training batch (`prediction_source="train"`, the paper's) or from the probe
+    (`"validation"`). With `controlled_params`, the observed layers are the controlled ones' last two.
+
+    ## Rewards
+
+    Per `reward` (L_t: the probe's validation loss after step t):
+
+    - `"neg_val_loss"` (default): -L_t every step.
+    - `"paper"`: `reward_baseline` - L_t every step (the authors', baseline 2).
+    - `"final_only"`: 0 until the last step, then minus the full validation loss.
+    - `"log_diff"`: log L_{t-1} - log L_t (telescopes to log(L_0 / L_T)).
+    - `"paired_log"`: log L_ref,t - log L_t against a baseline (`reward_reference`) run on the same trainee.
+
+    A diverged step pays as if the run stayed at `divergence_loss` (default 2 ln(classes)) for every step it will
+    not take, or `divergence_penalty` when set.
+
+    ## Starting State
+
+    `reset(seed=s)` draws the data split (unless `split_seed` fixes it), the trainee's initialization and its data
+    order from s; the LR starts at `initial_lr`. The first observation is the untrained network on the first
+    training batch and on the probe. A reward that needs the seed (paired_log) gets s; after `reset()` without a
+    seed it gets one drawn from the env's `np_random`, which then seeds the episode (`episode_seed` holds it).
+
+    With `tasks` (a task set, rlsched.tasks), `reset(seed=s)` first picks task `names[s % n]`, whose config
+    (data, model, optimizer, batch, horizon, K, initial LR) the episode then runs; `info["task"]` names it (for a
+    single-task env, the config's `task` label or None). A task-set episode with seed s is the single-task
+    episode of its task with seed s.
+
+    ## Episode End
+
+    1. Termination: the training budget is spent (`episode_steps` env steps): the trainee's run is over, a
+       terminal state, not a time limit, so `truncated` is always False and no TimeLimit wrapper is added.
+    2. Termination: divergence, a non-finite loss or feature, or a training or probe loss above `max_loss`;
+       the observation is then the last finite one and `info["diverged"]` is True.
+
+    At the end, `info` holds `final_val_loss`/`final_val_accuracy` (the full validation split, `final_val_eval`)
+    and `test_loss`/`test_accuracy` (`test_eval`); neither enters the observation or a reward (final_only aside).
+
+    ## Arguments
+
+    ```python
+    import gymnasium as gym
+    import envs  # registers rlsched/LRControl-v1
+    env = gym.make("rlsched/LRControl-v1", model="mlp", episode_steps=20, render_mode="rgb_array")
+    ```
+
+    Every keyword is a field of `envs.lr_control.EnvConfig` (data set and sizes, model, optimizer, K, episode
+    length, action, features, reward, device, precision), validated at construction; an unknown one is a
+    `ValueError` naming the allowed ones. `reference_runner` runs paired_log's reference baseline (default: the
+    installed one, see envs.reference). `render_mode`: None or `"rgb_array"` (an image of the episode so far:
+    the learning rate and the probe's validation loss against the step, drawn with matplotlib's Agg backend).
+
+    ## Version History
+
+    - v1: the current MDP: the budget's end is terminal (not truncated), the `progress` feature is in the
+      default observation, and the `scale` range applies per optimizer step (`scale_per="optimizer_step"`).
+      `render_mode="rgb_array"` and the Gymnasium vector entry point came with it.
+      Added in v1 without changing its defaults: task sets (`tasks`, `info["task"]`), `features="invariant"`, the
+      `prior_offset` action, the optimizers `schedulefree_adamw`, `prodigy`, `dadapt_adam`.
+    - v0: the first version: the budget's end was a truncation (SB3 bootstrapped past the end of training),
+      the observation was the paper's 9 features, the `scale` range applied once per env step. Retired:
+      `gym.make("rlsched/LRControl-v0")` refuses and points to v1.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(self, reference_runner: ReferenceRunner | None = None, **kwargs):
+    def __init__(self, render_mode: str | None = None, reference_runner: ReferenceRunner | None = None, **kwargs):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"unknown render_mode {render_mode!r}; allowed: None or one of {self.metadata['render_modes']}"
+            )
+        self.render_mode = render_mode
         self.cfg = cfg = EnvConfig.from_kwargs(**kwargs)
         self._reference_runner = reference_runner
         if cfg.torch_threads is not None:
@@ -381,6 +492,7 @@ class LRControlEnv(gym.Env):
         self.lr = self.cfg.initial_lr
         self.t = 0
         self._needs_reset = True
+        self._history: list[tuple[int, float, float]] = []  # (step, lr, probe val loss) for render()
 
     def _use_task(self, name: str | None) -> None:
         """Make task `name` (None: the env's only task) the current one: its config, observer, action map and
@@ -447,7 +559,9 @@ class LRControlEnv(gym.Env):
         obs, raw = self._observe(train_loss, train_logits)
         self._last_obs = obs
         self.reward_fn.reset(raw["val_loss"], seed)
-        return obs, self._info(raw)
+        info = self._info(raw)
+        self._history = [(0, info["lr"], info["val_loss"])]
+        return obs, info
 
     def step_lr(self, lr: float):
         """Advance one env step at learning rate `lr` (clipped to [lr_min, lr_max]).
@@ -474,6 +588,7 @@ class LRControlEnv(gym.Env):
         terminated = diverged or budget_spent
         info = self._info(raw)
         info["diverged"] = diverged
+        self._history.append((self.t, info["lr"], info["val_loss"]))
         if terminated:
             self._needs_reset = True
             info.update(self._final_eval())
@@ -485,6 +600,16 @@ class LRControlEnv(gym.Env):
             self._last_obs = obs
             reward = self.reward_fn.step(raw["val_loss"], budget_spent, info)
         return obs, float(reward), terminated, False, info
+
+    def render(self) -> np.ndarray | None:
+        """With render_mode="rgb_array": an (H, W, 3) uint8 image of the episode so far, the LR and the probe's
+        validation loss against the step; None without a render mode (as Gymnasium's own envs do)."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; make the env with render_mode='rgb_array'")
+            return None
+        from envs.render import episode_image  # lazily: matplotlib only for those who render
+
+        return episode_image(self._history, self.cfg.lr_min, self.cfg.lr_max, self.cfg.episode_steps)
 
     # ----- internals -------------------------------------------------------------------------------------
     def _observe(self, train_loss: torch.Tensor, train_logits: torch.Tensor) -> tuple[np.ndarray, dict]:

@@ -1,4 +1,4 @@
-"""LRControlVecEnv: N LRControl-v0 episodes in lockstep, their trainees trained as one batched model.
+"""LRControlVecEnv: N LRControl-v1 episodes in lockstep, their trainees trained as one batched model.
 
 The vector version of `envs.lr_control.LRControlEnv` (as Gymnasium's `CartPoleVectorEnv` is of `CartPoleEnv`):
 the same `EnvConfig`, the same action map (envs.actions), features (envs.observer, batched), rewards
@@ -9,6 +9,12 @@ population instead of N `Trainee`s. Row i, reset with episode seed s, follows th
 It is a stable-baselines3 `VecEnv`: `step_wait` autoresets finished rows (the final observation in
 `info["terminal_observation"]`), one host sync per vector step (plus one per reset or final evaluation). A row
 that diverges ends its own episode; the others train on untouched.
+
+`LRControlGymVecEnv` is the same batched env as a Gymnasium `VectorEnv` (what `gym.make_vec(ENV_ID, num_envs=N,
+vectorization_mode="vector_entry_point")` returns), for Gymnasium-native code such as CleanRL-style scripts, with
+Gymnasium's autoreset modes declared in its metadata: next-step (the default, as Gymnasium's own vector envs and
+what its vector wrappers require) or same-step (`autoreset_mode="SameStep"`: no reset step, the finished rows'
+last observation and info in `info["final_obs"]` / `info["final_info"]`).
 
 Episode seeds: row i draws its trainees from `episode_seeds` in its own shuffled order (`SeedQueue`, as
 `envs.seed_pool.SeedPool` does for one env), or, with `episode_seeds=None`, from its own seeded stream;
@@ -23,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
 from envs.actions import make_action_map
@@ -41,7 +49,7 @@ def _device(name: str) -> torch.device:
 
 
 class LRControlVecEnv(VecEnv):
-    """N rows of LRControl-v0 as one SB3 VecEnv (see the module docstring).
+    """N rows of LRControl-v1 as one SB3 VecEnv (see the module docstring).
 
     `population`: "auto" (batched, or a loop of ordinary trainees for models with BatchNorm), "batched" or
     "loop". `step_lrs(lrs)` advances every row at the given rates (baselines that set the rate themselves).
@@ -281,3 +289,109 @@ class LRControlVecEnv(VecEnv):
                 out[row][f"{prefix}loss"] = float(loss[j])
                 out[row][f"{prefix}accuracy"] = float(acc[j])
         return out
+
+
+class LRControlGymVecEnv(VectorEnv):
+    """N rows of LRControl-v1 as a Gymnasium `VectorEnv`, built on `LRControlVecEnv` (see the module docstring).
+
+    `gym.make_vec("rlsched/LRControl-v1", num_envs=N, vectorization_mode="vector_entry_point", **env_options)`
+    builds it; `episode_seeds`, `shuffle_seed` and `population` are `LRControlVecEnv`'s. `autoreset_mode`
+    (https://farama.org/Vector-Autoreset-Mode), declared in `metadata`:
+
+    - `NEXT_STEP` (default): the step after a row's episode ended resets that row (its action ignored, reward 0,
+      not terminated) and returns the new episode's first observation. Learners must not train on that step.
+      The rows move in lockstep, so the resetting row's trainee still takes that step's training, then restarts.
+    - `SAME_STEP`: a finished row's returned observation is already its new episode's first; the finished
+      episode's last observation and info are in `info["final_obs"]` / `info["final_info"]`. Every transition
+      is real, but Gymnasium's vector observation wrappers refuse this mode.
+
+    Episodes end terminated, never truncated (see LRControlEnv). `reset(seed=s)` re-seeds row i's episode-seed
+    stream with s + i.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int,
+        *,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        episode_seeds: Sequence[int] | None = None,
+        shuffle_seed: int = 0,
+        population: str = "auto",
+        render_mode: str | None = None,
+        **env_options: Any,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError(
+                f"render_mode={render_mode!r}: the vector env does not render; render one env made with "
+                "gym.make(ENV_ID, render_mode='rgb_array') instead"
+            )
+        modes = {m.value: m for m in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)}
+        mode = modes.get(autoreset_mode.value if isinstance(autoreset_mode, AutoresetMode) else autoreset_mode)
+        if mode is None:
+            raise ValueError(f"autoreset_mode must be one of {list(modes)}, got {autoreset_mode!r}")
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
+        self.autoreset_mode = mode
+        self.batched = LRControlVecEnv(
+            env_options, num_envs, episode_seeds=episode_seeds, shuffle_seed=shuffle_seed, population=population
+        )
+        self.num_envs = self.batched.num_envs
+        self.render_mode = None
+        self.single_observation_space = self.batched.observation_space
+        self.single_action_space = self.batched.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.cfg = self.batched.cfg
+        self._ended = np.zeros(self.num_envs, dtype=bool)  # NEXT_STEP: rows to reset at the next step
+
+    def reset(
+        self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        if options:
+            raise ValueError(f"reset options {sorted(options)} are not supported; LRControl takes none")
+        if isinstance(seed, Sequence):
+            raise ValueError("reset(seed=) takes one int (row i is seeded with seed + i) or None")
+        if seed is not None:
+            self.batched.seed(int(seed))
+        obs = self.batched.reset()
+        self._ended[:] = False
+        infos: dict[str, Any] = {}
+        for i, info in enumerate(self.batched.reset_infos):
+            infos = self._add_info(infos, info, i)
+        return obs, infos
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = np.asarray(actions)
+        if len(actions) != self.num_envs:
+            raise ValueError(f"step needs one action per row ({self.num_envs}), got {len(actions)}")
+        same_step = self.autoreset_mode is AutoresetMode.SAME_STEP
+        obs, rewards, dones, row_infos = self.batched.step_actions(actions, autoreset=same_step)
+        infos: dict[str, Any] = {}
+        if same_step:
+            for i, info in enumerate(row_infos):
+                if dones[i]:
+                    drop = ("terminal_observation", "TimeLimit.truncated")
+                    final = {k: v for k, v in info.items() if k not in drop}
+                    infos = self._add_info(infos, {"final_obs": info["terminal_observation"], "final_info": final}, i)
+                    info = self.batched.reset_infos[i]  # the row's info is its new episode's, as Gymnasium's own
+                infos = self._add_info(infos, info, i)
+            return obs, rewards.astype(np.float64), dones.copy(), np.zeros(self.num_envs, dtype=bool), infos
+        # NEXT_STEP: the rows that ended last step (trained this step in lockstep, reward 0) start again now.
+        restart = np.nonzero(self._ended)[0].tolist()
+        if restart:
+            reset_obs, reset_infos = self.batched._start_rows(restart)
+            obs[restart] = reset_obs
+            for j, row in enumerate(restart):
+                row_infos[row] = reset_infos[j]
+        for i, info in enumerate(row_infos):
+            # The last observation is the returned one itself here: no terminal_observation copy.
+            drop = ("terminal_observation", "TimeLimit.truncated")
+            infos = self._add_info(infos, {k: v for k, v in info.items() if k not in drop}, i)
+        rewards = rewards.astype(np.float64)
+        rewards[restart] = 0.0  # LRControlVecEnv pays a finished row nothing already; this says so
+        self._ended = dones.copy()
+        return obs, rewards, dones.copy(), np.zeros(self.num_envs, dtype=bool), infos
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.batched.close()

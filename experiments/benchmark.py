@@ -2,13 +2,15 @@
 
 python experiments/benchmark.py                                   # tuned baselines, CNN, reduced budget
 python experiments/benchmark.py +learned.ppo=outputs/train/<run>/controller
+
+Returns the learned controller's paired Δ final validation loss vs the reference baseline (None without one).
 """
 
 import hydra
 from omegaconf import DictConfig
 
 from rlsched.config import env_kwargs, to_dict
-from rlsched.entry import reports_user_errors
+from rlsched.entry import benchmark_objective, reports_user_errors
 from rlsched.evaluate import evaluate_task, require_env_data
 from rlsched.harness import check_results_folder
 from rlsched.tracking import tracker_from_config
@@ -16,7 +18,7 @@ from rlsched.tracking import tracker_from_config
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
 @reports_user_errors
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     env_kw = env_kwargs(cfg.env)
     # Missing data or a results folder of another env config fail before the tracker writes into out_dir.
     require_env_data(env_kw)
@@ -41,6 +43,7 @@ def main(cfg: DictConfig) -> None:
         tracker.finish()
     print(md)
     print(f"\nresults, table.md and plots in {cfg.out_dir}")
+    return benchmark_objective(cfg.out_dir, to_dict(cfg.learned))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 python experiments/train.py                          # conf/train.yaml
 python experiments/train.py experiment=rq1_learned_vs_baselines
 python experiments/train.py out_dir=outputs/train/<run>   # resume an interrupted run (same config only)
+
+Returns the best checkpoint-selection loss (validation), the objective a Hydra sweeper minimizes.
 """
 
 from pathlib import Path
@@ -13,7 +15,7 @@ from omegaconf import DictConfig
 from envs.lr_control import EnvConfig
 from rlsched.agent import TrainingRun
 from rlsched.config import build_baselines, env_kwargs, resolve_reward_reference, to_dict
-from rlsched.entry import reports_user_errors, task_wrapper, tracked
+from rlsched.entry import reports_user_errors, selection_objective, task_wrapper, tracked
 from rlsched.evaluate import evaluate_task, require_env_data
 from rlsched.harness import ensure_writable
 
@@ -21,7 +23,7 @@ from rlsched.harness import ensure_writable
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @reports_user_errors
 @task_wrapper
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float:
     # Everything that can be wrong with the request fails here, before any training or any file is written:
     # agent and env configs, a run folder holding another config's run, missing data, unknown baselines.
     # A paired reward's reference named in the config (e.g. `plateau`) becomes that baseline's tuned spec.
@@ -53,6 +55,9 @@ def main(cfg: DictConfig) -> None:
                 population=b.population,
             )
         print(md)
+    objective = selection_objective(out)
+    print(f"objective (best selection val loss): {objective:.6g}")
+    return objective
 
 
 if __name__ == "__main__":

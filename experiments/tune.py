@@ -2,7 +2,8 @@
 
 python experiments/tune.py env=demo model=mlp dataset=fashion_mnist                     # all seven baselines
 python experiments/tune.py env=demo model=mlp baselines=[one_cycle,warmup_cosine] n_trials=24 logger=none
-Trials -> <out_dir>/trials.csv (a re-run with the same settings resumes), winners -> conf/tuned/<task>_<hash>.yaml.
+Studies -> <out_dir>/study.log (Optuna journal: a re-run with the same settings resumes it) and trials.csv,
+winners -> conf/tuned/<task>_<hash>.yaml.
 """
 
 import hydra

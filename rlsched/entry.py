@@ -7,6 +7,11 @@
         with tracked(cfg.logger, job_type="train", config=to_dict(cfg), out_dir=out) as tracker:
             ...
 
+Each entry point returns its objective, the number a Hydra sweeper (Optuna, Nevergrad, Ax) minimizes: train.py the
+best checkpoint-selection loss (`selection_objective`), benchmark.py the learned controller's paired Δ final
+validation loss against the reference baseline (`benchmark_objective`), tune.py the best tuning score. All are
+validation numbers: a sweep that chose on test data would leak the test set into the result.
+
 `tracked` opens a tracker (W&B offline by default, see rlsched/tracking.py) and finishes it however the block
 ends. `task_wrapper` finishes any tracker still open when the task ends (say, one made by `open_tracker` for
 a factory such as tune.py's `tracker_for`) and prints how the task ended, how long it took and where its
@@ -29,6 +34,7 @@ from typing import Any, TypeVar
 from rlsched.tracking import Tracker, format_duration, tracker_from_config
 
 T = TypeVar("T")
+OBJECTIVE_METRIC = "final_val_loss"  # what the sweep objectives compare: validation, never test
 _open_trackers: list[Tracker] = []
 
 
@@ -135,3 +141,32 @@ def task_wrapper(task: Callable[[Any], T]) -> Callable[[Any], T]:
             print(line, file=sys.stdout if error is None else sys.stderr, flush=True)
 
     return wrap
+
+
+def selection_objective(out_dir: str | os.PathLike) -> float:
+    """The best checkpoint-selection score of a training run (mean final validation loss of the selection
+    trainees, lower is better), read from `<out_dir>/eval/selection.csv`; NaN, with a note, when selection was off
+    (`agent.eval_every: 0`), so that a sweeper records the trial as failed rather than as a score."""
+    from rlsched.selection import SELECTION_CSV, read_selection_log  # lazily: SB3 only when a run is read
+
+    path = Path(out_dir) / "eval" / SELECTION_CSV
+    scores = read_selection_log(path)["score"] if path.is_file() else []
+    if len(scores) == 0:
+        print(f"[objective] no checkpoint selection in {path} (agent.eval_every=0?): objective NaN", flush=True)
+        return float("nan")
+    return float(min(scores))
+
+
+def benchmark_objective(out_dir: str | os.PathLike, learned: Mapping[str, Any]) -> float | None:
+    """The first learned controller's mean paired Δ final validation loss against the reference baseline
+    (negative: better than the best tuned baseline), read from `<out_dir>/paired.csv`; None without a learned
+    controller (a baselines-only benchmark has nothing to optimize)."""
+    if not learned:
+        return None
+    import pandas as pd
+
+    name = next(iter(learned))
+    paired = pd.read_csv(Path(out_dir) / "paired.csv").set_index("controller")
+    if name not in paired.index:  # the learned controller is itself the reference: no baseline beat it or ran
+        return 0.0
+    return float(paired.loc[name, f"{OBJECTIVE_METRIC}_diff_mean"])

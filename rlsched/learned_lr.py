@@ -1,6 +1,6 @@
 """`LearnedLR`: a trained controller as a learning-rate scheduler in anyone's PyTorch training loop.
 
-The controller acts exactly as it does in `rlsched/LRControl-v0`: the same `envs.observer.Observer` turns the
+The controller acts exactly as it does in `rlsched/LRControl-v1`: the same `envs.observer.Observer` turns the
 run's signals into the observation, the artifact's VecNormalize statistics normalize it, the policy answers
 (deterministically) and the same `envs.actions` map turns its action into the next learning rate. Only the
 source of the signals changes: the user's loop instead of the env's `Trainee`.
@@ -18,6 +18,17 @@ feed the prediction features.
         opt.zero_grad(); loss.backward(); opt.step()
         sched.step(loss, logits)
 
+It is a `torch.optim.lr_scheduler.LRScheduler`, so it composes with torch's own: `SequentialLR` (a fixed warm-up,
+then the controller, which starts its run at the milestone from the warmed-up model and rate), `ChainedScheduler`,
+and Lightning's `configure_optimizers` with `"interval": "step"` (`rlsched.lightning.LearnedLRCallback` hands it
+each step's loss and logits). Inside a chain, which calls `step()` with no arguments, call `observe(loss, logits)`
+after the optimizer step and before the chain's `step()`:
+
+    warmup = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=100)
+    learned = LearnedLR(opt, "docs/results/demo_controller", ..., total_steps=total - 100)
+    sched = torch.optim.lr_scheduler.SequentialLR(opt, [warmup, learned], milestones=[100])
+    ...; opt.step(); learned.observe(loss, logits); sched.step()
+
 Loading needs torch and stable-baselines3 only (no Hydra, W&B or data).
 """
 
@@ -32,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from envs.actions import ActionMap, make_action_map
 from envs.lr_control import EnvConfig
@@ -159,8 +171,8 @@ def _evaluator(spec: ProbeSpec, model: nn.Module | None, chunk: int, what: str) 
     raise TypeError(f"{what} must be tensors (x, y) with model=, or a callable returning (loss, logits); got {spec!r}")
 
 
-class LearnedLR:
-    """A trained rlsched controller driving the learning rate of `optimizer`'s param groups.
+class LearnedLR(LRScheduler):
+    """A trained rlsched controller driving the learning rate of `optimizer`'s param groups, as an `LRScheduler`.
 
     `artifact`: a controller folder (model.zip, vecnormalize.pkl, env_config.json, meta.json) or a loaded
     `rlsched.artifact.Artifact`. `total_steps`: the optimizer steps of the whole run (the `progress` feature and
@@ -184,6 +196,11 @@ class LearnedLR:
     warns once and holds the rate. A non-finite training loss, logits or probe loss raises FloatingPointError with
     `on_nonfinite="raise"` (default), or with `"hold"` warns once and holds the rate from there on (no more
     decisions: the observation would be meaningless).
+
+    As an `LRScheduler`: `get_last_lr()` has one rate per param group of the optimizer (the others' own rates),
+    `last_epoch` counts `step()` calls since the run started. A run starts when the scheduler's epoch is 0: at
+    construction, or at `SequentialLR`'s milestone, where the untrained-model observation of the env's reset is
+    taken of the model as the warm-up left it, from the rate the warm-up left.
     """
 
     def __init__(
@@ -240,8 +257,10 @@ class LearnedLR:
         self._probe = _evaluator(probe, model, chunk, "probe")
         self._initial = _evaluator(initial_batch, model, chunk, "initial_batch")
         self._needs_accuracy = "val_accuracy" in self.observer.feature_names
+        self._pending: tuple[torch.Tensor, torch.Tensor | None] | None = None  # observe()'d, not yet step()ped
         self._reset_run()
-        self._start()
+        # LRScheduler's constructor takes the first step (epoch 0), which starts the run: see get_lr.
+        super().__init__(optimizer)
 
     # ----- construction checks ---------------------------------------------------------------------------
     @staticmethod
@@ -317,15 +336,56 @@ class LearnedLR:
         train_loss, _, train_logits = self._initial()
         self._decide(train_loss, train_logits)
 
-    def step(self, train_loss: torch.Tensor | float, train_logits: torch.Tensor | None = None) -> None:
-        """Call after every optimizer step with its training loss and its batch's logits (computed before the
-        update, as the loss was). Every K-th call evaluates the probe and sets the next LR."""
+    def observe(self, train_loss: torch.Tensor | float, train_logits: torch.Tensor | None = None) -> None:
+        """Hand over this optimizer step's training loss and its batch's logits (computed before the update, as the
+        loss was), for the next `step()`. A second call before that `step()` replaces the first: a scheduler not
+        stepped yet (say, during SequentialLR's warm-up) keeps only the latest."""
         loss = train_loss.detach() if isinstance(train_loss, torch.Tensor) else torch.tensor(float(train_loss))
         if loss.numel() != 1:
             raise ValueError(f"train_loss must be one number (the batch's mean loss), got shape {tuple(loss.shape)}")
-        self._losses.append(loss.reshape(()))
-        if train_logits is not None:
-            self._last_logits = train_logits.detach()
+        self._pending = (loss.reshape(()), None if train_logits is None else train_logits.detach())
+
+    def step(  # type: ignore[override]
+        self, train_loss: torch.Tensor | float | None = None, train_logits: torch.Tensor | None = None
+    ) -> None:
+        """Call after every optimizer step, with its training loss and its batch's logits, or with no arguments
+        after `observe(loss, logits)` (as `SequentialLR`, `ChainedScheduler` and Lightning call it). Every K-th
+        step evaluates the probe and sets the next LR."""
+        if isinstance(train_loss, int) and not isinstance(train_loss, bool):
+            # LRScheduler's deprecated step(epoch), which older torch's SequentialLR calls at a milestone (step(0)):
+            # an epoch, not a loss. Epoch 0 starts the controller's run, as _update_lr(0) does in newer torch.
+            super().step(train_loss)
+            return
+        if train_loss is not None:
+            self.observe(train_loss, train_logits)
+        super().step()
+
+    def get_lr(self) -> list[float]:
+        """LRScheduler's hook, called by `step()` (and at SequentialLR's milestone with the epoch set to 0): at
+        epoch 0 the run starts, later it takes the observed step. One rate per param group: the controlled ones
+        get the controller's, the others keep theirs."""
+        if self.last_epoch == 0:
+            self._reset_run()
+            self._pending = None
+            self.lr = self._initial_lr()
+            self._start()
+        else:
+            self._take_step()
+        mine = set(self.param_groups)
+        return [self.lr if g in mine else group["lr"] for g, group in enumerate(self.optimizer.param_groups)]
+
+    def _take_step(self) -> None:
+        if self._pending is None:
+            raise ValueError(
+                "LearnedLR.step() needs this optimizer step's training loss (and logits): call step(loss, logits), "
+                "or observe(loss, logits) before a step() without arguments; in Lightning add "
+                "rlsched.lightning.LearnedLRCallback() to the Trainer's callbacks"
+            )
+        loss, logits = self._pending
+        self._pending = None
+        self._losses.append(loss)
+        if logits is not None:
+            self._last_logits = logits
         self.optimizer_steps += 1
         if self.held is None and self.optimizer_steps > self.total_steps:
             self._hold(
@@ -340,7 +400,6 @@ class LearnedLR:
             self._losses = []
             self.t += 1
             self._decide(mean, self._last_logits)
-        self._write_lr()
 
     def _hold(self, why: str) -> None:
         self.held = why
@@ -370,7 +429,10 @@ class LearnedLR:
             raise ValueError("the controller observes val_accuracy: the probe callable must return (loss, logits, acc)")
         preds = val_logits if self.cfg.prediction_source == "validation" else train_logits
         if preds is None:
-            raise ValueError("the controller observes the training batch's predictions: call step(loss, logits)")
+            raise ValueError(
+                "the controller observes the training batch's predictions: call step(loss, logits) (or observe(loss, "
+                'logits)); in Lightning return {"loss": loss, "logits": logits} from training_step'
+            )
         self._check_pred_shape(tuple(preds.shape))
         if train_logits is None:
             train_logits = val_logits  # unused by the Observer when predictions come from the probe
@@ -386,7 +448,6 @@ class LearnedLR:
         )
         self.last_features = raw
         self.lr = self.action_map.to_lr(self.lr, self._act(obs), self.t)
-        self._write_lr()
 
     def _check_pred_shape(self, shape: tuple[int, ...]) -> None:
         # The prediction-change feature compares two decisions' predictions element by element.
@@ -407,10 +468,6 @@ class LearnedLR:
     def _write_lr(self) -> None:
         for g in self.param_groups:
             self.optimizer.param_groups[g]["lr"] = self.lr
-
-    def get_last_lr(self) -> list[float]:
-        """The rate of each controlled param group, in `param_groups` order."""
-        return [self.lr] * len(self.param_groups)
 
     # ----- checkpoints -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -438,6 +495,11 @@ class LearnedLR:
             if self._policy_state is None
             else tuple(torch.from_numpy(np.array(s)) for s in self._policy_state),
             "episode_start": self._episode_start,
+            # LRScheduler's own counters, so that a chain (SequentialLR) resumes at the same epoch.
+            "last_epoch": self.last_epoch,
+            "step_count": self._step_count,
+            "base_lrs": [float(v) for v in self.base_lrs],
+            "last_lr": [float(v) for v in self._last_lr],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -466,4 +528,10 @@ class LearnedLR:
         ps = state["policy_state"]
         self._policy_state = None if ps is None else tuple(s.numpy() for s in ps)
         self._episode_start = bool(state["episode_start"])
+        self._pending = None
+        # States saved before LearnedLR was an LRScheduler lack its counters: one step per optimizer step since start.
+        self.last_epoch = int(state.get("last_epoch", self.optimizer_steps))
+        self._step_count = int(state.get("step_count", self.optimizer_steps + 1))
+        self.base_lrs = list(state.get("base_lrs", self.base_lrs))
         self._write_lr()
+        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]

@@ -38,6 +38,8 @@ def difference_matrix(
     return rows[seeds].sub(table.loc[reference, seeds], axis=1)
 
 
+# Hand-written: scipy.stats.bootstrap resamples the observations of each sample (or paired rows) together; it cannot
+# resample the rows and the columns of one matrix independently, which this interval needs.
 def two_way_bootstrap(d: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
     """Percentile interval of the grand mean of d[k, s], resampling rows (PPO seeds) and columns (evaluation
     seeds) independently, with replacement. (NaN, NaN) with fewer than 2 rows or 2 columns."""

@@ -28,15 +28,18 @@ def _check(df: pd.DataFrame, metrics: Sequence[str]) -> None:
 
 
 def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:
-    """(mean, std with ddof=1, low, high) of the Student t interval for the mean; NaN width when n < 2."""
+    """(mean, std with ddof=1, low, high) of the Student t interval for the mean (scipy.stats.t.interval); NaN
+    width when n < 2, a zero-width interval when every value is the same (scipy wants a positive scale)."""
     x = np.asarray(values, dtype=np.float64)
     n = len(x)
     mean = float(x.mean()) if n else float("nan")
     if n < 2:
         return mean, float("nan"), float("nan"), float("nan")
     std = float(x.std(ddof=1))
-    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / np.sqrt(n)
-    return mean, std, mean - half, mean + half
+    if std == 0:
+        return mean, std, mean, mean
+    lo, hi = sps.t.interval(confidence, n - 1, loc=mean, scale=std / np.sqrt(n))
+    return mean, std, float(lo), float(hi)
 
 
 def summarize(df: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
@@ -57,15 +60,22 @@ def summarize(df: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFram
 def bootstrap_mean_ci(
     values: np.ndarray, n_resamples: int = 10_000, seed: int = 0, confidence: float = CONFIDENCE
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean; (NaN, NaN) when n < 2 or any value is NaN."""
+    """Percentile bootstrap interval of the mean (scipy.stats.bootstrap, resamples drawn from
+    `np.random.default_rng(seed)`); (NaN, NaN) when n < 2 or any value is NaN."""
     x = np.asarray(values, dtype=np.float64)
     if len(x) < 2 or not np.isfinite(x).all():
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n_resamples, len(x)))].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha])
-    return float(lo), float(hi)
+    if np.all(x == x[0]):  # every resample's mean is that value; scipy would warn of degenerate data
+        return float(x[0]), float(x[0])
+    ci = sps.bootstrap(
+        (x,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
+    return float(ci.low), float(ci.high)
 
 
 def paired_differences(

@@ -2,15 +2,21 @@
 
 Every baseline gets its own study with the same number of trials and the same seeded TPE sampler, searches
 the LR log-uniformly over one range and its other settings over the ranges of `search_space`, and is scored
-on the same tuning seeds (rlsched.seeds) with the test set switched off. Every trial goes to `trials.csv` in
-the run folder as soon as it ends, so a re-run with the same settings resumes (a baseline with all its
-trials is skipped); each baseline's winner is merged into `conf/tuned/<task>_<hash>.yaml`, which the harness reads.
+on the same tuning seeds (rlsched.seeds) with the test set switched off. Each baseline's study lives in Optuna's
+journal storage (`study.log` in the run folder, one study per baseline) with its sampler's state beside it
+(`sampler-<baseline>.pkl`, as Optuna's FAQ recommends for reproducible resumption), so a re-run with the same
+settings resumes where it stopped and draws what an uninterrupted run would have drawn; a baseline with all its
+trials is skipped. Every trial is also written to `trials.csv` (the readable record) as soon as it ends; each
+baseline's winner is merged into `conf/tuned/<task>_<hash>.yaml`, which the harness reads. A folder from before the
+journal (trials.csv only) is imported into it once.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,8 +34,9 @@ from rlsched.controllers import BASELINES, make_controller
 from rlsched.harness import run_episode
 from rlsched.io import atomic_write_text
 from rlsched.seeds import check_disjoint, seed_block
-from rlsched.tracking import Tracker
+from rlsched.tracking import Tracker, format_duration
 
+STUDY_FILE = "study.log"  # Optuna's journal: every baseline's study
 TRIALS_FILE = "trials.csv"
 BEST_FILE = "best.csv"
 SETTINGS_FILE = "settings.json"
@@ -256,7 +263,7 @@ class TrialLog:
         out = Path(out_dir)
         log = cls(out)
         if (out / TRIALS_FILE).is_file():
-            # Read as text and parsed by float(), which restores every logged value exactly (for the replay).
+            # Read as text and parsed by float(), which restores every logged value exactly (for the journal import).
             df = pd.read_csv(out / TRIALS_FILE, dtype=str, keep_default_na=False)
             log.rows = [{k: _parse(v) for k, v in r.items() if v != ""} for r in df.to_dict("records")]
         if (out / SETTINGS_FILE).is_file():
@@ -310,26 +317,8 @@ def _row_params(row: Mapping[str, Any], space: Space) -> dict[str, Any]:
     return out
 
 
-def _replay(study: optuna.Study, dists: dict[str, Any], rows: Sequence[Mapping[str, Any]], space: Space) -> None:
-    """Feed logged trials back into a fresh study by asking again: the seeded sampler then draws what it drew
-    the first time, so a resumed study goes on exactly as an uninterrupted one would. Should a draw differ
-    (another Optuna version), that ask is failed (TPE ignores failed trials) and the logged trial added as is."""
-    for row in rows:
-        params = _row_params(row, space)
-        trial = study.ask(dists)
-        if trial.params == params:
-            study.tell(trial, row["score"])
-        else:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=row["score"]))
-
-
 def _fmt(params: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 @dataclass
@@ -344,6 +333,75 @@ class Winner:
     seconds: float
 
 
+def journal_storage(path: str | Path) -> optuna.storages.JournalStorage:
+    """An Optuna storage in one append-only file: no database server, safe for several processes."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+def _sampler_path(out_dir: Path, baseline: str) -> Path:
+    return out_dir / f"sampler-{baseline}.pkl"
+
+
+def _save_sampler(path: Path, n_done: int, sampler: optuna.samplers.BaseSampler) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps({"n_done": n_done, "sampler": sampler}))
+    os.replace(tmp, path)  # a kill mid-write leaves the previous state whole
+
+
+def _resumed_sampler(path: Path, n_done: int, seed: int, baseline: str) -> optuna.samplers.BaseSampler:
+    """The sampler as it was after `n_done` trials (pickled by this module after each), so that the study goes on
+    as an uninterrupted one would; without that state (a folder from before the journal, or a kill between a
+    trial's end and the save), a sampler seeded by (seed, n_done): new points, not the first ones again."""
+    if n_done == 0:
+        return optuna.samplers.TPESampler(seed=seed)
+    if path.is_file():
+        saved = pickle.loads(path.read_bytes())  # written by _save_sampler in this run folder
+        if saved["n_done"] == n_done:
+            return saved["sampler"]
+    print(f"[tune] {baseline}: no sampler state after {n_done} trials; continuing with a sampler seeded anew")
+    return optuna.samplers.TPESampler(seed=seed + 1_000_003 * n_done)
+
+
+def _import_logged(study: optuna.Study, rows: Sequence[Mapping[str, Any]], dists: dict, space: Space) -> None:
+    """Trials logged in trials.csv before the journal existed, added to the study as they were."""
+    for row in rows:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=_row_params(row, space),
+                distributions=dists,
+                value=float(row["score"]),
+                user_attrs={"seconds": float(row.get("seconds", 0.0))},
+            )
+        )
+
+
+def _check_study_identity(study: optuna.Study, identity: dict[str, Any], out_dir: Path, baseline: str) -> None:
+    old = study.user_attrs.get("identity")
+    n = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    if old is not None and old != identity and n:
+        changed = sorted(k for k in identity if old.get(k) != identity[k])
+        raise ValueError(
+            f"{out_dir / STUDY_FILE} holds {n} trials of {baseline!r} run with other settings ({changed} differ); "
+            "choose another out_dir=, or delete that folder to start over"
+        )
+    study.set_user_attr("identity", identity)
+
+
+def _trial_row(baseline: str, i: int, trial: optuna.trial.FrozenTrial, seeds: Sequence[int]) -> dict[str, Any]:
+    """A finished trial as its trials.csv row (the sampled values, the controller's derived ones, scores)."""
+    params = trial.params
+    return {
+        "baseline": baseline,
+        "trial": i,
+        **params,
+        **{k: v for k, v in controller_params(params).items() if k not in params},
+        "score": trial.value,
+        **{f"val_loss_{s}": v for s, v in zip(seeds, trial.user_attrs["val_losses"], strict=True)},
+        "seconds": trial.user_attrs["seconds"],
+    }
+
+
 def tune_baseline(
     env: LRControlEnv,
     env_kw: Mapping[str, Any],
@@ -354,24 +412,38 @@ def tune_baseline(
     on_trial: Callable[[int, float, float], None] | None = None,
     eta_after: Callable[[float], float] | None = None,
 ) -> Winner:
-    """Run (or finish) the study of one baseline; logged trials are replayed into it, not re-run."""
+    """Run (or finish) the study of one baseline; trials stored in the run folder's journal are not re-run."""
     spec = dict(spec)
     kind = spec.pop("kind", baseline)
     space = search_space(kind, env.cfg.episode_steps, settings.lr_range)
     if spec.get("unit", "step") != "step":
         raise ValueError(f"{baseline}: tuning searches step_size in env steps; set unit: step in its spec")
-    logged = log.trials_of(baseline, settings.identity(env_kw, baseline, {"kind": kind, **spec}, space))
+    identity = settings.identity(env_kw, baseline, {"kind": kind, **spec}, space)
+    logged = log.trials_of(baseline, identity)  # trials.csv: refused here if run with other settings
     dists = {k: d.distribution() for k, d in space.items()}
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=settings.sampler_seed))
-    done = logged[: settings.n_trials]
-    _replay(study, dists, done, space)
-    if len(logged) > settings.n_trials:
-        print(f"[tune] {baseline}: {len(logged)} trials logged, using the first {settings.n_trials} (equal budgets)")
+    study = optuna.create_study(
+        study_name=baseline, storage=journal_storage(log.out_dir / STUDY_FILE), direction="minimize",
+        load_if_exists=True,
+    )  # fmt: skip
+    _check_study_identity(study, identity, log.out_dir, baseline)
+    complete = optuna.trial.TrialState.COMPLETE
+    if not study.get_trials(states=(complete,)) and logged:
+        _import_logged(study, logged, dists, space)
+    trials = study.get_trials(states=(complete,))
+    done = trials[: settings.n_trials]
+    sampler_file = _sampler_path(log.out_dir, baseline)
+    study.sampler = _resumed_sampler(sampler_file, len(trials), settings.sampler_seed, baseline)
+    if len(trials) > settings.n_trials:
+        print(f"[tune] {baseline}: {len(trials)} trials logged, using the first {settings.n_trials} (equal budgets)")
     elif len(done) == settings.n_trials:
         print(f"[tune] {baseline}: all {settings.n_trials} trials logged; nothing to run")
     elif done:
         print(f"[tune] {baseline}: resuming after {len(done)}/{settings.n_trials} logged trials")
-    scores = [float(r["score"]) for r in done]
+    logged_numbers = {int(r["trial"]) for r in logged}
+    for i, t in enumerate(done):  # killed between the journal's record and trials.csv's: the row from the journal
+        if i not in logged_numbers and "val_losses" in t.user_attrs:
+            log.add(_trial_row(baseline, i, t, settings.seeds))
+    scores = [float(t.value) for t in done]
     t_start = time.perf_counter()
     for i in range(len(done), settings.n_trials):
         t0 = time.perf_counter()
@@ -379,43 +451,36 @@ def tune_baseline(
         result = score_setting(
             env_kw, baseline, {"kind": kind, **spec, **controller_params(trial.params)}, settings.seeds, env
         )
+        seconds = time.perf_counter() - t0
+        trial.set_user_attr("seconds", seconds)
+        trial.set_user_attr("val_losses", result["val_losses"])
         study.tell(trial, result["score"])
+        _save_sampler(sampler_file, i + 1, study.sampler)
         scores.append(result["score"])
         best = min(range(len(scores)), key=scores.__getitem__)
-        seconds = time.perf_counter() - t0
-        log.add(
-            {
-                "baseline": baseline,
-                "trial": i,
-                **trial.params,
-                **{k: v for k, v in controller_params(trial.params).items() if k not in trial.params},
-                "score": result["score"],
-                **{f"val_loss_{s}": v for s, v in zip(settings.seeds, result["val_losses"], strict=True)},
-                "seconds": seconds,
-            }
-        )
+        log.add(_trial_row(baseline, i, study.trials[trial.number], settings.seeds))
         if on_trial:
             on_trial(i, result["score"], scores[best])
         per = (time.perf_counter() - t_start) / (i + 1 - len(done))
         left = per * (settings.n_trials - i - 1)
-        eta = f"ETA {_duration(left)}" + (f", all {_duration(left + eta_after(per))}" if eta_after else "")
+        eta = f"ETA {format_duration(left)}" + (f", all {format_duration(left + eta_after(per))}" if eta_after else "")
         print(
             f"[tune] {baseline} trial {i + 1}/{settings.n_trials}: score {result['score']:.4f} ({_fmt(trial.params)})"
             f" | best {scores[best]:.4f} (trial {best + 1}) | {per:.1f} s/trial, {eta}",
             flush=True,
         )
-    rows = log.trials_of(baseline, log.settings[baseline])[: settings.n_trials]
-    best = min(rows, key=lambda r: r["score"])
-    sampled = _row_params(best, space)
+    trials = study.get_trials(states=(complete,))[: settings.n_trials]
+    best_i = min(range(len(trials)), key=lambda k: trials[k].value)  # ties: the first, as min() keeps
+    sampled = dict(trials[best_i].params)
     return Winner(
         baseline=baseline,
-        trial=int(best["trial"]),
-        n_trials=len(rows),
-        score=float(best["score"]),
+        trial=best_i,
+        n_trials=len(trials),
+        score=float(trials[best_i].value),
         sampled=sampled,
         params={**spec, **controller_params(sampled)},
         at_edge=at_range_edge(sampled, space),
-        seconds=float(sum(r["seconds"] for r in rows)),
+        seconds=float(sum(t.user_attrs.get("seconds", 0.0) for t in trials)),
     )
 
 

@@ -1,4 +1,4 @@
-"""Benchmark: LRControl-v0 episodes against a plain PyTorch loop doing the same training work.
+"""Benchmark: LRControl-v1 episodes against a plain PyTorch loop doing the same training work.
 
 For three cases on real Fashion-MNIST (the MLP at one optimizer step per env step, the cheapest step and so
 the worst case for overhead; the MLP in the demo's shape, 5 optimizer steps per env step; the paper's CNN),
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import envs  # noqa: F401  (registers rlsched/LRControl-v0)
+import envs  # noqa: F401  (registers rlsched/LRControl-v1)
 from envs.lr_control import LRControlEnv
 from rlsched.data import DATA_DIR_ENV, DataSplits, make_splits
 from rlsched.models import build_model
@@ -339,7 +339,7 @@ def main_vector(args) -> int:
 # ----- driver -----------------------------------------------------------------------------------------------
 def bench_case(name: str, case: Case, data_dir: str, repeats: int) -> dict:
     kwargs = case.env_kwargs(data_dir)
-    env = gym.make("rlsched/LRControl-v0", **kwargs)
+    env = gym.make("rlsched/LRControl-v1", **kwargs)
     s = make_splits(
         "fashion_mnist",
         split_seed=0,
@@ -351,7 +351,7 @@ def bench_case(name: str, case: Case, data_dir: str, repeats: int) -> dict:
     )
     # Warm-up outside the timings: data already loaded, first-call costs (allocator, kernels) paid.
     warm = Case(**{**asdict(case), "episodes": 1, "episode_steps": 2})
-    run_env(gym.make("rlsched/LRControl-v0", **warm.env_kwargs(data_dir)), warm, 999)
+    run_env(gym.make("rlsched/LRControl-v1", **warm.env_kwargs(data_dir)), warm, 999)
     run_plain(s, warm, 999)
     env_times, plain_times = [], []
     for r in range(repeats):

@@ -1,4 +1,4 @@
-"""LRControl-v0 on tiny real Fashion-MNIST: API, seeding, rewards, actions, divergence, validation."""
+"""LRControl-v1 on tiny real Fashion-MNIST: API, seeding, rewards, actions, divergence, validation."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_make_after_import(tiny_env_kwargs):
 
 
 def test_make_with_module_prefix_in_fresh_process(tiny_env_kwargs):
-    """`gym.make("envs:rlsched/LRControl-v0")` imports the package itself (no prior `import envs`)."""
+    """`gym.make("envs:rlsched/LRControl-v1")` imports the package itself (no prior `import envs`)."""
     code = (
         "import gymnasium as gym, sys\n"
         f"env = gym.make('envs:{ENV_ID}', **{tiny_env_kwargs!r})\n"

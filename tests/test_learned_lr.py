@@ -188,7 +188,7 @@ def test_two_param_groups_one_learned_one_step_lr(env_kwargs, artifact):
     f = sched.last_features
     assert f["penult_weight_mean"] == pytest.approx(body[3].weight.mean().item(), rel=1e-4)
     assert f["last_weight_var"] == pytest.approx(head.weight.var(unbiased=False).item(), rel=1e-4)
-    assert sched.get_last_lr() == [sched.lr]
+    assert sched.get_last_lr() == [opt.param_groups[0]["lr"], sched.lr]  # LRScheduler: one rate per group
 
 
 @pytest.mark.parametrize("algo", ["ppo", "recurrent_ppo"])
@@ -337,3 +337,142 @@ def test_example_runs_its_three_schedules(tmp_path):
     assert results["one_cycle"]["lrs"][0] == pytest.approx(example.LR / 10)
     example.plot(results, tmp_path / "lr.png")
     assert (tmp_path / "lr.png").stat().st_size > 0
+
+
+# ----- as an LRScheduler: torch's chains and Lightning ------------------------------------------------------------
+W = 5  # warm-up steps before the controller takes over
+
+
+def test_is_an_lr_scheduler_and_runs_after_a_warm_up_in_sequential_lr(env_kwargs, artifact):
+    """SequentialLR([LinearLR, LearnedLR]) = LinearLR alone for W steps, then a LearnedLR built on the warmed-up
+    model: the controller's run starts at the milestone, from the model and the rate the warm-up left."""
+    run = PlainRun(env_kwargs, SEED)
+    opt = torch.optim.Adam(run.net.parameters(), lr=0.01)
+    warmup = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=W - 1)
+    learned = run.learned(opt, artifact)
+    assert isinstance(learned, torch.optim.lr_scheduler.LRScheduler)
+    chain = torch.optim.lr_scheduler.SequentialLR(opt, [warmup, learned], milestones=[W])
+    chained_lrs = []
+    for n in range(W + T * K):
+        chained_lrs.append(opt.param_groups[0]["lr"])
+        loss, logits = run.train_step(opt, n)
+        learned.observe(loss, logits)
+        chain.step()
+    # By hand: the warm-up alone, then a LearnedLR made at the milestone and stepped with (loss, logits).
+    ref = PlainRun(env_kwargs, SEED)
+    opt2 = torch.optim.Adam(ref.net.parameters(), lr=0.01)
+    warmup2 = torch.optim.lr_scheduler.LinearLR(opt2, start_factor=0.1, total_iters=W - 1)
+    manual_lrs, sched = [], None
+    for n in range(W + T * K):
+        manual_lrs.append(opt2.param_groups[0]["lr"])
+        loss, logits = ref.train_step(opt2, n)
+        if n + 1 < W:
+            warmup2.step()
+        elif n + 1 == W:
+            sched = ref.learned(opt2, artifact)
+        else:
+            sched.step(loss, logits)
+    assert chained_lrs == manual_lrs
+    assert chained_lrs[:W] == pytest.approx([0.001 + 0.009 * min(n, W - 1) / (W - 1) for n in range(W)])
+    assert len(set(chained_lrs[W:])) >= 3  # the controller moves the rate after the milestone
+    assert chain.get_last_lr() == [opt.param_groups[0]["lr"]] and learned.t == T
+
+
+def test_chained_scheduler_equals_stepping_both_by_hand(env_kwargs, artifact):
+    """ChainedScheduler([StepLR, LearnedLR on group 1]) = today's two-scheduler loop, rate for rate."""
+
+    def two_groups(run: PlainRun) -> tuple[torch.optim.Optimizer, rlsched.LearnedLR, torch.optim.lr_scheduler.StepLR]:
+        body, head = run.net.body, run.net.head
+        groups = [{"params": body[1].parameters(), "lr": 0.05}, {"params": [*body[3].parameters(), *head.parameters()]}]
+        opt = torch.optim.Adam(groups, lr=0.01)
+        step_lr = torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5)
+        return opt, run.learned(opt, artifact, param_groups=[1], observed=(body[3].weight, head.weight)), step_lr
+
+    hidden = (64, 32)
+    run, ref = PlainRun(env_kwargs, SEED, hidden), PlainRun(env_kwargs, SEED, hidden)
+    opt, learned, step_lr = two_groups(run)
+    chain = torch.optim.lr_scheduler.ChainedScheduler([step_lr, learned])
+    opt2, learned2, step_lr2 = two_groups(ref)
+    for n in range(T * K):
+        loss, logits = run.train_step(opt, n)
+        learned.observe(loss, logits)
+        chain.step()
+        loss2, logits2 = ref.train_step(opt2, n)
+        step_lr2.step()
+        learned2.step(loss2, logits2)
+        assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in opt2.param_groups]
+    assert chain.get_last_lr() == [0.05 * 0.5 ** (T * K // 5), learned.lr] and learned.t == T
+
+
+def test_step_without_the_step_loss_says_how_to_hand_it_over(env_kwargs, artifact):
+    run = PlainRun(env_kwargs, SEED)
+    opt = torch.optim.Adam(run.net.parameters(), lr=0.01)
+    sched = run.learned(opt, artifact)
+    run.train_step(opt, 0)
+    with pytest.raises(ValueError, match=r"observe\(loss, logits\).*LearnedLRCallback"):
+        sched.step()
+
+
+def test_lightning_trainer_with_the_callback_matches_the_plain_loop(env_kwargs, artifact, tmp_path):
+    pl = pytest.importorskip("pytorch_lightning", reason="Lightning is a dev extra")
+    from rlsched.lightning import LearnedLRCallback
+
+    plain = PlainRun(env_kwargs, SEED)
+    opt = torch.optim.Adam(plain.net.parameters(), lr=0.01)
+    sched = plain.learned(opt, artifact)
+    expected = []
+    for n in range(T * K):
+        sched.step(*plain.train_step(opt, n))
+        expected.append(opt.param_groups[0]["lr"])
+
+    run = PlainRun(env_kwargs, SEED)
+    batches = [run.splits.train_batch(run.rows(n)) for n in range(T * K)]
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = run.net
+
+        def training_step(self, batch, batch_idx):
+            logits = self.net(batch[0])
+            return {"loss": F.cross_entropy(logits, batch[1]), "logits": logits.detach()}
+
+        def configure_optimizers(self):
+            opt = torch.optim.Adam(self.parameters(), lr=0.01)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": run.learned(opt, artifact), "interval": "step"}}
+
+    class RecordLR(pl.Callback):
+        def __init__(self) -> None:
+            self.lrs: list[float] = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    record = RecordLR()
+    trainer = pl.Trainer(
+        max_steps=T * K,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[LearnedLRCallback(), record],
+        default_root_dir=tmp_path,
+    )
+    module = Module()
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    assert record.lrs == pytest.approx(expected, rel=1e-6) and len(set(expected)) >= 3
+    assert "training_step" not in module.__dict__  # the callback's wrapper is gone after the fit
+
+
+def test_step_with_an_int_is_the_epoch_older_sequential_lr_passes(env_kwargs, artifact):
+    """Older torch's SequentialLR calls step(0) at a milestone: an epoch (the run restarts), not a loss of 0."""
+    run = PlainRun(env_kwargs, SEED)
+    opt = torch.optim.Adam(run.net.parameters(), lr=0.01)
+    sched = run.learned(opt, artifact)
+    for n in range(K):
+        sched.step(*run.train_step(opt, n))
+    assert sched.t == 1 and sched.optimizer_steps == K
+    with pytest.warns(UserWarning):  # torch's deprecation of step(epoch)
+        sched.step(0)
+    assert sched.t == 0 and sched.optimizer_steps == 0 and sched.last_epoch == 0

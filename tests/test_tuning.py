@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 
 from rlsched.controllers import BASELINES, make_controller
 from rlsched.tuning import (
+    STUDY_FILE,
     Choice,
     Range,
     TuneSettings,
     at_range_edge,
     check_lr_range,
     controller_params,
+    journal_storage,
     search_space,
     tune_baselines,
     tuning_seeds,
@@ -140,3 +144,46 @@ def test_logged_trials_with_other_settings_are_refused(tiny3: dict, tmp_path, ca
         ValueError, match=r"holds 1 trials of 'constant' run with other settings \(.*seeds: \[20000\] -> \[20001\]\)"
     ):
         _tune(tiny3, tmp_path, 1, [20_001], ["constant"])
+
+
+def test_the_study_resumes_from_optunas_journal(tiny3: dict, tmp_path, capsys) -> None:
+    """The journal (study.log), not trials.csv, is what a re-run resumes from; Optuna reads it back as is."""
+    whole = _tune(tiny3, tmp_path / "whole", 4, [20_000], ["constant"])
+    _tune(tiny3, tmp_path / "split", 2, [20_000], ["constant"])
+    (tmp_path / "split" / "trials.csv").unlink()  # the readable record only: the study lives in the journal
+    (tmp_path / "split" / "settings.json").unlink()
+    split = _tune(tiny3, tmp_path / "split", 4, [20_000], ["constant"])
+    out = capsys.readouterr().out
+    assert "resuming after 2/4 logged trials" in out
+    assert re.search(r"ETA \d+s", out)  # the one duration format (rlsched.tracking.format_duration)
+    assert [w.params for w in whole] == [w.params for w in split] and whole[0].score == split[0].score
+    study = optuna.load_study(study_name="constant", storage=journal_storage(tmp_path / "whole" / STUDY_FILE))
+    trials = pd.read_csv(tmp_path / "whole" / "trials.csv")
+    assert [t.value for t in study.trials] == trials["score"].tolist()
+    assert [t.params["lr"] for t in study.trials] == trials["lr"].tolist()
+    (tmp_path / "whole" / "trials.csv").unlink()
+    (tmp_path / "whole" / "settings.json").unlink()
+    with pytest.raises(
+        ValueError, match=r"study.log holds 4 trials of 'constant' run with other settings \(\['seeds'\]"
+    ):
+        _tune(tiny3, tmp_path / "whole", 4, [20_001], ["constant"])  # the journal knows its settings
+
+
+def test_a_folder_from_before_the_journal_is_imported(tiny3: dict, tmp_path, capsys) -> None:
+    first = _tune(tiny3, tmp_path, 2, [20_000], ["constant"])
+    for f in (tmp_path / STUDY_FILE, tmp_path / "sampler-constant.pkl"):
+        f.unlink()  # what a tuning folder written before the journal holds: trials.csv and settings.json
+    again = _tune(tiny3, tmp_path, 2, [20_000], ["constant"])
+    assert "all 2 trials logged; nothing to run" in capsys.readouterr().out
+    assert [w.params for w in again] == [w.params for w in first]
+    more = _tune(tiny3, tmp_path, 3, [20_000], ["constant"])  # extended: the sampler state is gone, seeded anew
+    assert "seeded anew" in capsys.readouterr().out and more[0].n_trials == 3
+    assert pd.read_csv(tmp_path / "trials.csv")["lr"].nunique() == 3
+
+
+def test_a_trial_missing_from_trials_csv_is_restored_from_the_journal(tiny3: dict, tmp_path) -> None:
+    _tune(tiny3, tmp_path, 2, [20_000], ["constant"])
+    full = pd.read_csv(tmp_path / "trials.csv")
+    full.iloc[:1].to_csv(tmp_path / "trials.csv", index=False)  # as if killed after the journal's record
+    _tune(tiny3, tmp_path, 2, [20_000], ["constant"])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "trials.csv"), full)
