@@ -18,6 +18,7 @@ from rlsched.config import build_baselines, env_kwargs, resolve_reward_reference
 from rlsched.entry import reports_user_errors, selection_objective, task_wrapper, tracked
 from rlsched.evaluate import evaluate_task, require_env_data
 from rlsched.harness import ensure_writable
+from rlsched.protocol_plots import selection_report
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -38,6 +39,7 @@ def main(cfg: DictConfig) -> float:
     with tracked(cfg.logger, job_type="train", config=to_dict(cfg), out_dir=out) as tracker:
         artifact = run.run(tracker)
     print(f"controller artifact: {artifact}")
+    print(selection_report(Path(out)))
     if cfg.benchmark.enabled:
         b = cfg.benchmark
         with tracked(cfg.logger, job_type="eval", config=to_dict(cfg), out_dir=out / "benchmark") as tracker:

@@ -88,3 +88,25 @@ def plot_selection_curves(runs: Mapping[str, Sequence[Path]], path: Path) -> Pat
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def selection_report(run_dir: Path) -> str:
+    """Did training improve on the initial policy? The selection curve of one training run as a table (and
+    `selection.png` beside it): the mean final validation loss on the selection trainees at each evaluation, the
+    initial policy's first. '' when the run had no checkpoint selection."""
+    run_dir = Path(run_dir)
+    sel = run_dir / "eval" / "selection.csv"
+    if not sel.is_file():
+        return ""
+    df = pd.read_csv(sel)
+    plot_selection_curves({"ppo": [run_dir / "controller"]}, run_dir / "selection.png")
+    initial, best = float(df["score"].iloc[0]), float(df["score"].min())
+    lines = ["| PPO timesteps | selection val loss | best so far |", "|---:|---:|:---:|"]
+    lines += [f"| {int(r.timesteps)} | {r.score:.4f} | {'yes' if r.best else ''} |" for r in df.itertuples()]
+    verdict = (
+        f"learned: the best selection loss {best:.4f} is below the initial policy's {initial:.4f} "
+        f"({best - initial:+.4f})"
+        if best < initial
+        else f"not learned: no checkpoint beat the initial policy's selection loss {initial:.4f}"
+    )
+    return "\n".join([*lines, "", verdict, f"(curve: {run_dir / 'selection.png'})"])
