@@ -16,7 +16,6 @@ Methods that need another optimizer run in their own env (results folder), the r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,8 +296,17 @@ def report(
         "Learned controllers: "
         + "; ".join(f"{k}: {len(v)} PPO seeds ({', '.join(v)})" for k, v in configurations.items())
         + f"; {n_eval}+ evaluation seeds per "
-        f"task; Δ < 0: the learned controller is better. Training compute per controller: "
-        f"{json.dumps(dict(compute))}.",
+        "task; Δ < 0: the learned controller is better.",
+        "",
+        "Training compute per controller (PPO env steps on the training set; the checkpoint kept by selection on "
+        "the selection trainees, 0 = the initial policy; wall seconds on the machine that trained it):",
+        "",
+        "| controller | PPO env steps | selected checkpoint at | wall s |",
+        "|---|---:|---:|---:|",
+        *[
+            f"| {k} | {v.get('ppo_env_steps')} | {v.get('selected_checkpoint_at')} | {v.get('wall_s')} |"
+            for k, v in compute.items()
+        ],
         "",
         "## Table 1: zero tuning (AlgoPerf self-tuning ruleset)",
         "",

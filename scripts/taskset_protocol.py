@@ -72,16 +72,22 @@ def main() -> None:
             print(f"[protocol] {task}: {len(learned)} learned controllers, {args.n_seeds} seeds", flush=True)
             proto.evaluate_task(task, tuned=not args.no_task_tuning, learned_only=args.learned_only)
     else:
-        compute = {}
-        for name, art in learned.items():
-            summary = art.parent / "train_summary.json"
-            if summary.is_file():
-                s = json.loads(summary.read_text())
-                compute[name] = {k: s[k] for k in ("total_timesteps", "wall_seconds") if k in s}
         extra = [Path(args.out) / f for f in args.extra]
         configurations = {args.variant: list(learned)}
         for f in args.extra:
-            configurations[f] = list(learned_artifacts(PROJECT_ROOT / args.runs, f))
+            more = learned_artifacts(PROJECT_ROOT / args.runs, f)
+            configurations[f] = list(more)
+            learned |= more
+        compute = {}
+        for name, art in learned.items():
+            meta = json.loads((art / "meta.json").read_text())
+            summary = art.parent / "train_summary.json"
+            wall = json.loads(summary.read_text()).get("seconds_this_run") if summary.is_file() else None
+            compute[name] = {
+                "ppo_env_steps": meta.get("total_timesteps"),
+                "selected_checkpoint_at": meta.get("num_timesteps"),  # 0: the initial policy was never beaten
+                "wall_s": None if wall is None else round(wall),
+            }
         md = report(collect(out, tasks, extra), configurations, compute, out)
         print(md)
 
