@@ -3,7 +3,8 @@
 # continues each run from its newest checkpoint and skips finished ones). Usage:
 #   scripts/taskset_train.sh <variant> <seed> [<seed> ...]
 # variants: invariant (experiment=taskset), default (the paper's features + progress: the ablation),
-#           prior (experiment=taskset_prior: offsets around a warm-up+cosine prior)
+#           prior (experiment=taskset_prior: offsets around a warm-up+cosine prior),
+#           priorlog (prior with the log_diff reward, log L_{t-1} - log L_t: it telescopes to the final loss)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 variant=$1; shift
@@ -11,7 +12,8 @@ case "$variant" in
   invariant) args=(experiment=taskset) ;;
   default) args=(experiment=taskset env.features=default) ;;
   prior) args=(experiment=taskset_prior) ;;
-  *) echo "unknown variant $variant (invariant | default | prior)" >&2; exit 2 ;;
+  priorlog) args=(experiment=taskset_prior env.reward=log_diff) ;;
+  *) echo "unknown variant $variant (invariant | default | prior | priorlog)" >&2; exit 2 ;;
 esac
 for seed in "$@"; do
   out=results/taskset/${variant}/seed${seed}
