@@ -220,6 +220,7 @@ DOTTED = re.compile(r"(?<![\w.])((?:rlsched|envs)(?:\.[A-Za-z_]\w*)+)")
 ENTRY_ENVS = re.compile(r"(?<![\w.])envs:(?=[\w{'\"/])")  # gym.make("envs:rlsched/LRControl-v0")
 PROSE_IMPORT = re.compile(r"(?<![\w.])import envs\b(?!\.)")
 PROSE_FROM = re.compile(r"(?<![\w.])from envs\b(?=\s+import)")
+QUOTED_ENVS = re.compile(r"`envs`")  # the package named in prose
 PATH = re.compile(r"(?<![\w./-])((?:rlsched|envs)(?:/[A-Za-z_]\w*)*)(\.py\b|/)")
 PARENTS = re.compile(r"(Path\(__file__\)(?:\.resolve\(\))?\.parents\[)(\d+)(\])")
 
@@ -238,6 +239,7 @@ def rewrite_text(text: str, mapping: Mapping) -> str:
     text = ENTRY_ENVS.sub("rlsched.env:", text)
     text = PROSE_IMPORT.sub("import rlsched", text)
     text = PROSE_FROM.sub("from rlsched.env", text)
+    text = QUOTED_ENVS.sub("`rlsched.env`", text)
     return PATH.sub(path, text)
 
 
@@ -311,6 +313,68 @@ def rewrite_python(src: str, mapping: Mapping, module: str | None, is_pkg: bool,
     for start, end, new in sorted(edits, reverse=True):
         data = data[:start] + new.encode() + data[end:]
     return rewrite_text(data.decode(), mapping)
+
+
+LINE_LIMIT = 120  # ruff's line-length (pyproject.toml)
+NOT_PROSE = ("-", "*", "|", ">>>", "```", '"""')
+
+
+def _prose_regions(src: str) -> list[tuple[int, int, str]]:
+    """(first, last line index, continuation mark) of each docstring and each run of full-line comments."""
+    try:
+        tree = ast.parse(src)
+    except SyntaxError:
+        return []
+    out = []
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            doc = body[0].value
+            if isinstance(doc, ast.Constant) and isinstance(doc.value, str):
+                out.append((doc.lineno - 1, doc.end_lineno - 1, ""))
+    lines = src.splitlines()
+    i = 0
+    while i < len(lines):
+        if m := re.match(r"(\s*# )", lines[i]):
+            j = i
+            while j + 1 < len(lines) and lines[j + 1].startswith(m.group(1)):
+                j += 1
+            out.append((i, j, "# "))
+            i = j
+        i += 1
+    return out
+
+
+def reflow_long_prose(src: str) -> str:
+    """A docstring or comment line that a longer name pushed over the limit gives its last words to the next line
+    of its paragraph (or to a new line). Prose only: a long code line is left to the linter's report."""
+    lines = src.splitlines()
+    if all(len(line) <= LINE_LIMIT for line in lines):
+        return src
+    for first, last, mark in sorted(_prose_regions(src), reverse=True):
+        i = first
+        while i <= last:
+            line = lines[i]
+            indent = re.match(r"\s*", line).group(0)
+            cut = line.rfind(" ", len(indent) + len(mark) + 1, LINE_LIMIT + 1) if len(line) > LINE_LIMIT else -1
+            if cut < 0:
+                i += 1
+                continue
+            lines[i], tail = line[:cut], line[cut + 1 :]
+            nxt = lines[i + 1] if i + 1 <= last else ""
+            body = nxt[len(indent) + len(mark) :]
+            if (
+                nxt.startswith(indent + mark)
+                and body.strip()
+                and not body[0].isspace()
+                and not body.startswith(NOT_PROSE)
+            ):
+                lines[i + 1] = indent + mark + tail + " " + body
+            else:
+                lines.insert(i + 1, indent + mark + tail)
+                last += 1
+            i += 1
+    return "\n".join(lines) + ("\n" if src.endswith("\n") else "")
 
 
 FENCE = re.compile(r"(^[ \t]*```(?:python|py)[ \t]*\n)(.*?)(^[ \t]*```)", re.S | re.M)
@@ -481,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
             module = module_of(rel) if rel.parts[0] in ("rlsched", "envs") else None
             out = rewrite_python(text, mapping, module, is_pkg, str(rel))
             out = fix_parents(out, rel, dest, str(rel))
+            out = reflow_long_prose(out)
         elif rel.suffix == ".md":
             out = rewrite_markdown(text, mapping, str(rel))
         else:
