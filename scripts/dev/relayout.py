@@ -217,6 +217,7 @@ def make_plan(files: list[Path], mapping: Mapping) -> Plan:
 # ----- rewriting ---------------------------------------------------------------------------------------------------
 
 DOTTED = re.compile(r"(?<![\w.])((?:rlsched|envs)(?:\.[A-Za-z_]\w*)+)")
+ESCAPED_DOTTED = re.compile(r"(?<![\w.])((?:rlsched|envs)(?:\\{1,2}\.[A-Za-z_]\w*)+)")
 ENTRY_ENVS = re.compile(r"(?<![\w.])envs:(?=[\w{'\"/])")  # gym.make("envs:rlsched/LRControl-v0")
 PROSE_IMPORT = re.compile(r"(?<![\w.])import envs\b(?!\.)")
 PROSE_FROM = re.compile(r"(?<![\w.])from envs\b(?=\s+import)")
@@ -235,7 +236,13 @@ def rewrite_text(text: str, mapping: Mapping) -> str:
         new = mapping.target(name, bare_envs=bare_dir)
         return new.replace(".", "/") + m.group(2) if new else m.group(0)
 
+    def escaped(m: re.Match[str]) -> str:  # in a regex: rlsched\.reference (or "rlsched\\.reference")
+        sep = re.search(r"\\+\.", m.group(1)).group(0)
+        new = mapping.target(m.group(1).replace(sep, "."), bare_envs=False)
+        return new.replace(".", sep) if new else m.group(1)
+
     text = DOTTED.sub(dotted, text)
+    text = ESCAPED_DOTTED.sub(escaped, text)
     text = ENTRY_ENVS.sub("rlsched.env:", text)
     text = PROSE_IMPORT.sub("import rlsched", text)
     text = PROSE_FROM.sub("from rlsched.env", text)
@@ -410,7 +417,7 @@ def make_env_init_lazy(src: str, where: str) -> str:
     checking = "".join(f"    {ast.unparse(n)}\n" for n in eager)
     table = "".join(f'    "{name}": ("{mod}", "{attr}"),\n' for name, (mod, attr) in sorted(lazy.items()))
     imports = "import importlib\nfrom typing import TYPE_CHECKING, Any\n\nif TYPE_CHECKING:\n" + checking + "\n"
-    body = _insert_after_imports("".join(lines), imports)
+    body = re.sub(r"\n{4,}", "\n\n\n", _insert_after_imports("".join(lines), imports))
     return (
         body.rstrip("\n")
         + "\n\n# The env classes load on first use (PEP 562): `import rlsched` registers the envs without torch.\n"
