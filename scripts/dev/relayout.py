@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SELF = Path(__file__).resolve()
+# The script and its test name the old layout on purpose.
+SKIP_FILES = ("scripts/dev/relayout.py", "tests/test_relayout.py")
 
 # Old module or package -> new one. Edit here when the tree grows a module the script does not know.
 MOVES: dict[str, str] = {
@@ -232,8 +233,7 @@ def rewrite_text(text: str, mapping: Mapping) -> str:
 
     def path(m: re.Match[str]) -> str:
         name = m.group(1).replace("/", ".")
-        bare_dir = name == "envs" and m.group(2) == "/"  # `envs/` is the folder, not a variable
-        new = mapping.target(name, bare_envs=bare_dir)
+        new = mapping.target(name)  # `envs/...` is the folder, never a variable
         return new.replace(".", "/") + m.group(2) if new else m.group(0)
 
     def escaped(m: re.Match[str]) -> str:  # in a regex: rlsched\.reference (or "rlsched\\.reference")
@@ -410,7 +410,10 @@ def make_env_init_lazy(src: str, where: str) -> str:
     lazy = {(a.asname or a.name): (n.module, a.name) for n in eager for a in n.names}
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & set(lazy)
     if used:
-        raise RelayoutError(f"{where} uses {sorted(used)} itself, so they cannot load lazily: edit it by hand")
+        raise RelayoutError(
+            f"{where} uses {sorted(used)} itself, so they cannot load on first use and `import rlsched` would import"
+            " torch: use them inside a function (or a string entry point), then run the script again"
+        )
     lines = src.splitlines(keepends=True)
     for n in sorted(eager, key=lambda n: n.lineno, reverse=True):
         del lines[n.lineno - 1 : n.end_lineno]
@@ -470,7 +473,7 @@ def fix_parents(src: str, old: Path, new: Path, where: str) -> str:
 def scanned(files: list[Path]) -> list[Path]:
     out = []
     for rel in files:
-        if (ROOT / rel).resolve() == SELF or "__pycache__" in rel.parts:
+        if str(rel) in SKIP_FILES or "__pycache__" in rel.parts:
             continue
         if str(rel).startswith(SKIP_PREFIXES):
             continue
@@ -592,10 +595,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nothing to do: the tree is laid out already ({time.perf_counter() - t0:.1f} s)")
         return 0
 
+    tracked = set(
+        subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
+    )
     for old, new in plan.moves:
         (ROOT / new).parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "mv", str(old), str(new)], cwd=ROOT, check=True)
+        if str(old) in tracked:  # git mv, so that history follows
+            subprocess.run(["git", "mv", str(old), str(new)], cwd=ROOT, check=True)
+        else:
+            (ROOT / old).rename(ROOT / new)
+            new_text.setdefault(new, (ROOT / new).read_text())
     for init, text in plan.new_inits:
+        (ROOT / init).parent.mkdir(parents=True, exist_ok=True)
         (ROOT / init).write_text(text)
         new_text.setdefault(init, text)
     for dest, text in new_text.items():
@@ -621,8 +632,30 @@ def main(argv: list[str] | None = None) -> int:
             print(lint.stdout + lint.stderr)
             print("relayout: moved and rewritten, but ruff reports the above in the rewritten files: fix by hand")
             return 1
+    if problem := verify_registration():
+        print(f"relayout: moved and rewritten, but {problem}")
+        return 1
     print(f"done: {len(plan.moves)} files moved, {len(new_text)} written ({time.perf_counter() - t0:.1f} s)")
     return 0
+
+
+VERIFY = """
+import sys, gymnasium as gym, rlsched
+ids = [k for k, spec in gym.registry.items() if str(spec.entry_point).startswith("rlsched.env.")]
+assert ids, "`import rlsched` registered no env with an entry point in rlsched.env"
+heavy = sorted({"torch", "stable_baselines3"} & set(sys.modules))
+assert not heavy, f"`import rlsched` imports {heavy}"
+print(" ".join(sorted(ids)))
+"""
+
+
+def verify_registration() -> str | None:
+    """In a fresh process from the root: `import rlsched` registers the envs from their new place, cheaply."""
+    out = subprocess.run([sys.executable, "-c", VERIFY], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if out.returncode:
+        return "the registration check failed:\n" + out.stderr[-2000:]
+    print(f"registered on `import rlsched`: {out.stdout.strip()}")
+    return None
 
 
 def _src(dest: Path, plan: Plan) -> Path:
