@@ -153,3 +153,17 @@ def test_a_tiny_repository_is_moved_registered_and_left_alone_the_second_time(re
     assert _git(tmp_path, "status", "--porcelain").strip() == "?? rlsched/identity.py"  # stopped before any change
     assert relayout.main(["--rule", "rlsched.identity=rlsched.bench.identity"]) == 0
     assert (tmp_path / "rlsched/bench/identity.py").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "flagged"),
+    [
+        ('files = ROOT / "rlsched" / "harness.py"', True),
+        ('PACKAGES = ("rlsched", "envs")', True),
+        ("importlib.import_module(f'rlsched.{name}')", True),
+        ('CACHE = Path.home() / ".cache" / "rlsched" / "data"', False),
+        ("envs.append(make_env()); n_envs = len(envs)", False),  # a variable, not the package
+    ],
+)
+def test_old_layout_text_the_rules_cannot_rewrite_is_reported(relayout, line, flagged):
+    assert bool(relayout.leftovers(line, Path("x.py"))) == flagged

@@ -78,7 +78,7 @@ MOVES: dict[str, str] = {
     "rlsched.plots": "rlsched.bench.plots",
     "rlsched.evaluate": "rlsched.bench.evaluate",
 }
-# Modules that stay where they are (exact names: a new `rlsched.foo` is not placed by these).
+# Modules that stay where they are (a new `rlsched.foo` is not placed by these; a package stays with its modules).
 STAY = {"rlsched", "rlsched.config", "rlsched.entry", "rlsched.tracking"}
 # The new packages, with the docstring of the `__init__.py` the script writes when the package has none.
 PACKAGES = {
@@ -106,11 +106,12 @@ LITERAL_EDITS: list[tuple[str, str, str]] = [
 ]
 # Text that still names the old layout after the rewrite: each hit stops the run (unless --allow-leftovers).
 LEFTOVERS = [
-    re.compile(r"(?<![\w.])envs(?=[.:/][A-Za-z_{])"),
+    re.compile(r"(?<![\w.])envs(?=[:/][A-Za-z_{])"),  # not `envs.x`: in code that is a variable
     re.compile(r"""["']envs\*?["']"""),
     re.compile(r"(?<![\w.])(?:import|from) envs\b"),
     re.compile(r"""rlsched[./]\{"""),
     re.compile(r"""["']controllers["']"""),
+    re.compile(r"""["'](?:rlsched|envs)["']\s*[/,]\s*["']\w+\.py["']"""),  # a path from parts: "rlsched" / "harness.py"
 ]
 INIT_MARK = "from rlsched import env  # noqa: F401"
 INIT_LINE = INIT_MARK + "  (registers the Gymnasium envs; cheap: their classes load on first use)\n"
@@ -184,7 +185,8 @@ def make_plan(files: list[Path], mapping: Mapping) -> Plan:
     py_roots = [f for f in files if f.suffix == ".py" and f.parts[0] in ("rlsched", "envs")]
     for rel in py_roots:
         mod = module_of(rel)
-        if mod in STAY or any(mod == p or mod.startswith(p + ".") for p in PACKAGES):
+        stays = mod in STAY or any(mod.startswith(s + ".") for s in STAY if s != "rlsched")  # a package stays whole
+        if stays or any(mod == p or mod.startswith(p + ".") for p in PACKAGES):
             continue
         new = mapping.target(mod)
         if new is None:
