@@ -110,7 +110,7 @@ def test_a_tiny_repository_is_moved_registered_and_left_alone_the_second_time(re
             "rlsched/harness.py": "from envs import LRControlEnv\nfrom rlsched import tasks\n\n"
             "X = LRControlEnv, tasks\n",
             "tests/test_h.py": "def test(monkeypatch):\n    monkeypatch.setattr('rlsched.harness.X', 1)\n",
-            "README.md": "```python\nimport envs\nfrom rlsched.harness import X\n```\nSee `envs/`.\n",
+            "README.md": "```python\nimport envs  # registers\nfrom rlsched.harness import X\n```\nSee `envs/`.\n",
             "pyproject.toml": '[tool.setuptools.packages.find]\ninclude = ["rlsched*", "envs*"]\n',
         },
     )
@@ -127,7 +127,7 @@ def test_a_tiny_repository_is_moved_registered_and_left_alone_the_second_time(re
     assert "parents[2]" in (tmp_path / "rlsched/env/tasks.py").read_text()
     assert "'rlsched.bench.harness.X'" in (tmp_path / "tests/test_h.py").read_text()
     assert (tmp_path / "README.md").read_text() == (
-        "```python\nimport rlsched.env\nfrom rlsched.bench.harness import X\n```\nSee `rlsched/env/`.\n"
+        "```python\nimport rlsched  # registers\nfrom rlsched.bench.harness import X\n```\nSee `rlsched/env/`.\n"
     )
     assert 'include = ["rlsched*"]' in (tmp_path / "pyproject.toml").read_text()
     # `import rlsched` registers the env without loading its module, which loads on first use from its new place

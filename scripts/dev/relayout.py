@@ -278,6 +278,7 @@ def rewrite_python(src: str, mapping: Mapping, module: str | None, is_pkg: bool,
 
     edits: list[tuple[int, int, str]] = []
     binds_envs = False
+    reads_envs = any(isinstance(n, ast.Name) and n.id == "envs" for n in ast.walk(tree))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = []
@@ -285,6 +286,8 @@ def rewrite_python(src: str, mapping: Mapping, module: str | None, is_pkg: bool,
                 if alias.asname is None and alias.name.split(".")[0] == "envs":
                     binds_envs = True
                 new = mapping.target(alias.name) or alias.name
+                if alias.name == "envs" and alias.asname is None and not reads_envs:
+                    new = "rlsched"  # imported only to register the envs, which `import rlsched` does
                 names.append(new + (f" as {alias.asname}" if alias.asname else ""))
             if names != [_alias(a) for a in node.names]:
                 edits.append((*span(node), "import " + ", ".join(names)))
