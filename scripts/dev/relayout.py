@@ -180,6 +180,45 @@ class Plan:
     collisions: list[str]
 
 
+def _imported(path: Path) -> set[str]:
+    try:
+        tree = ast.parse(path.read_text())
+    except SyntaxError:
+        return set()
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.update([node.module, *(f"{node.module}.{a.name}" for a in node.names)])
+    return out
+
+
+def neighbours(module: str, files: list[Path], mapping: Mapping) -> str:
+    """Where the module's package imports point, after the move: a hint for the rule to add."""
+
+    def place(name: str) -> str | None:
+        new = mapping.target(name) or name
+        parts = new.split(".")
+        if parts[0] != "rlsched" or len(parts) < 2:
+            return None
+        return ".".join(parts[:2]) if parts[1] in {p.split(".")[1] for p in PACKAGES} else new
+
+    mods = mapping.known_modules | {
+        module_of(f) for f in files if f.suffix == ".py" and f.parts[0] in ("rlsched", "envs")
+    }
+    imports, importers = set(), set()
+    for rel in files:
+        if rel.suffix != ".py" or rel.parts[0] not in ("rlsched", "envs", "tests", "experiments", "scripts"):
+            continue
+        names = _imported(ROOT / rel) & mods
+        if module_of(rel) == module:
+            imports = {p for n in names if (p := place(n)) and p != module}
+        elif module in names or any(n.startswith(module + ".") for n in names):
+            importers.add(place(module_of(rel)) or str(rel))
+    return f"imports from: {', '.join(sorted(imports)) or '-'}; imported by: {', '.join(sorted(importers)) or '-'}"
+
+
 def make_plan(files: list[Path], mapping: Mapping) -> Plan:
     moves, unknown, collisions = [], [], []
     py_roots = [f for f in files if f.suffix == ".py" and f.parts[0] in ("rlsched", "envs")]
@@ -417,7 +456,8 @@ def make_env_init_lazy(src: str, where: str) -> str:
     if used:
         raise RelayoutError(
             f"{where} uses {sorted(used)} itself, so they cannot load on first use and `import rlsched` would import"
-            " torch: use them inside a function (or a string entry point), then run the script again"
+            " torch: import them inside the function that uses them (or give gym.register a string entry point),"
+            " then run the script again"
         )
     lines = src.splitlines(keepends=True)
     for n in sorted(eager, key=lambda n: n.lineno, reverse=True):
@@ -543,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     if plan.unknown:
         raise RelayoutError(
             "modules no rule places (add them to MOVES or STAY in scripts/dev/relayout.py, or pass --rule OLD=NEW):\n  "
-            + "\n  ".join(plan.unknown)
+            + "\n  ".join(f"{u}\n    {neighbours(u.split()[0], files, mapping)}" for u in plan.unknown)
         )
     if plan.collisions:
         raise RelayoutError("moves that would overwrite files:\n  " + "\n  ".join(plan.collisions))
