@@ -62,6 +62,7 @@ MOVES: dict[str, str] = {
     "rlsched.reference": "rlsched.control.reference",
     # control.reference (the paired reward's baseline run), train.selection and bench.harness all run it
     "rlsched.rollout": "rlsched.control.rollout",
+    "rlsched.lightning": "rlsched.control.lightning",  # LearnedLR's Lightning callback, beside LearnedLR
     # PPO training
     "rlsched.agent": "rlsched.train.agent",
     "rlsched.callbacks": "rlsched.train.callbacks",
@@ -79,7 +80,9 @@ MOVES: dict[str, str] = {
     "rlsched.evaluate": "rlsched.bench.evaluate",
 }
 # Modules that stay where they are (a new `rlsched.foo` is not placed by these; a package stays with its modules).
-STAY = {"rlsched", "rlsched.config", "rlsched.entry", "rlsched.tracking"}
+# `io` (atomic writes, locks) is imported by every part, so it sits below them all; `agent_config` is the agent's
+# typed config, beside `config`, which registers it.
+STAY = {"rlsched", "rlsched.config", "rlsched.agent_config", "rlsched.entry", "rlsched.tracking", "rlsched.io"}
 # The new packages, with the docstring of the `__init__.py` the script writes when the package has none.
 PACKAGES = {
     "rlsched.env": "The Gymnasium env and its parts: data, trainee(s), features, actions, observations, rewards.",
