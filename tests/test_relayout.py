@@ -4,6 +4,7 @@ a tiny repository moved, registered on `import rlsched`, idempotent, and an unkn
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,18 @@ def test_a_docstring_line_pushed_over_the_limit_is_reflowed(relayout):
     out = relayout.reflow_long_prose(src)
     assert out == f'def f():\n    """{long}\n    rlsched.env.lr_control.EnvConfig more words."""\n'
     assert max(map(len, out.splitlines())) <= relayout.LINE_LIMIT
+
+
+def test_a_page_that_copies_a_reflowed_docstring_follows_it(relayout):
+    """docs/env_spec.md is rendered from the env's docstring and a test compares them: both must change alike."""
+    words = "w " * 50
+    src = f'class E:\n    """Spec.\n\n    {words}rlsched.env.actions and\n      the reward.\n    more."""\n'
+    reflows = []
+    out = relayout.reflow_long_prose(src, reflows)
+    page = f"# E\n\nSpec.\n\n{words}rlsched.env.actions and\n  the reward.\nmore.\n"
+    doc = out.split('"""')[1]
+    assert relayout.follow_reflows(page, reflows).endswith(inspect.cleandoc(doc) + "\n")
+    assert relayout.follow_reflows(page, reflows) != page
 
 
 def _write(root: Path, files: dict[str, str]) -> None:

@@ -399,9 +399,13 @@ def _prose_regions(src: str) -> list[tuple[int, int, str]]:
     return out
 
 
-def reflow_long_prose(src: str) -> str:
+Reflow = tuple[list[str], list[str]]  # (old lines, new lines), without their indentation
+
+
+def reflow_long_prose(src: str, record: list[Reflow] | None = None) -> str:
     """A docstring or comment line that a longer name pushed over the limit gives its last words to the next line
-    of its paragraph (or to a new line). Prose only: a long code line is left to the linter's report."""
+    of its paragraph (or to a new line). Prose only: a long code line is left to the linter's report. Each step
+    is appended to `record`, so that a copy of the docstring elsewhere (a page rendered from it) can follow."""
     lines = src.splitlines()
     if all(len(line) <= LINE_LIMIT for line in lines):
         return src
@@ -424,11 +428,27 @@ def reflow_long_prose(src: str) -> str:
                 and not body.startswith(NOT_PROSE)
             ):
                 lines[i + 1] = indent + mark + tail + " " + body
+                old, new = [line, nxt], [lines[i], lines[i + 1]]
             else:
                 lines.insert(i + 1, indent + mark + tail)
                 last += 1
+                old, new = [line], [lines[i], lines[i + 1]]
+            if record is not None and not mark:
+                record.append(([x[len(indent) :] for x in old], [x[len(indent) :] for x in new]))
             i += 1
     return "\n".join(lines) + ("\n" if src.endswith("\n") else "")
+
+
+def follow_reflows(text: str, reflows: list[Reflow]) -> str:
+    """Apply the docstring reflows to lines of `text` that copy the docstring (at any one indentation)."""
+    lines = text.splitlines()
+    for old, new in reflows:
+        for k in range(len(lines) - len(old) + 1):
+            pad = re.match(r"\s*", lines[k]).group(0)
+            if lines[k : k + len(old)] == [pad + x for x in old]:
+                lines[k : k + len(old)] = [pad + x for x in new]
+                break
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 
 
 FENCE = re.compile(r"(^[ \t]*```(?:python|py)[ \t]*\n)(.*?)(^[ \t]*```)", re.S | re.M)
@@ -595,7 +615,9 @@ def main(argv: list[str] | None = None) -> int:
     where_to = dict(plan.moves)
     new_text: dict[Path, str] = {}
     problems: list[str] = []
-    for rel in scanned(files):
+    reflows: list[Reflow] = []
+    # Python first: its docstring reflows are followed by the pages that copy those docstrings.
+    for rel in sorted(scanned(files), key=lambda r: r.suffix != ".py"):
         dest = where_to.get(rel, rel)
         text = (ROOT / rel).read_text()
         if rel.suffix == ".py":
@@ -603,9 +625,9 @@ def main(argv: list[str] | None = None) -> int:
             module = module_of(rel) if rel.parts[0] in ("rlsched", "envs") else None
             out = rewrite_python(text, mapping, module, is_pkg, str(rel))
             out = fix_parents(out, rel, dest, str(rel))
-            out = reflow_long_prose(out)
+            out = reflow_long_prose(out, reflows)
         elif rel.suffix == ".md":
-            out = rewrite_markdown(text, mapping, str(rel))
+            out = follow_reflows(rewrite_markdown(text, mapping, str(rel)), reflows)
         else:
             out = rewrite_text(text, mapping)
         for path, old, new in LITERAL_EDITS:
