@@ -28,7 +28,7 @@ from gymnasium.vector import AutoresetMode
 from torch import nn
 from torch.distributions.normal import Normal
 
-import envs  # noqa: F401  (registers rlsched/LRControl-v1)
+import rlsched  # noqa: F401  (registers rlsched/LRControl-v1)
 
 
 @dataclass

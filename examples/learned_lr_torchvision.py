@@ -25,7 +25,7 @@ import torchvision
 from torch import nn
 
 import rlsched
-from rlsched.data import load_raw
+from rlsched.env.data import load_raw
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

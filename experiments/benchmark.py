@@ -9,10 +9,10 @@ Returns the learned controller's paired Δ final validation loss vs the referenc
 import hydra
 from omegaconf import DictConfig
 
+from rlsched.bench.evaluate import evaluate_task, require_env_data
+from rlsched.bench.harness import check_results_folder
 from rlsched.config import env_kwargs, to_dict
 from rlsched.entry import benchmark_objective, reports_user_errors
-from rlsched.evaluate import evaluate_task, require_env_data
-from rlsched.harness import check_results_folder
 from rlsched.tracking import tracker_from_config
 
 

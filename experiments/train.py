@@ -12,13 +12,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from envs.lr_control import EnvConfig
-from rlsched.agent import TrainingRun
+from rlsched.bench.evaluate import evaluate_task, require_env_data
+from rlsched.bench.protocol_plots import selection_report
 from rlsched.config import build_baselines, env_kwargs, resolve_reward_reference, to_dict
 from rlsched.entry import reports_user_errors, selection_objective, task_wrapper, tracked
-from rlsched.evaluate import evaluate_task, require_env_data
-from rlsched.harness import ensure_writable
-from rlsched.protocol_plots import selection_report
+from rlsched.env.lr_control import EnvConfig
+from rlsched.io import ensure_writable
+from rlsched.train.agent import TrainingRun
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -8,11 +8,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rlsched.artifact import load_artifact, portable_env_config
+from rlsched.bench.evaluate import evaluate_task, require_env_data
+from rlsched.bench.harness import check_results_folder
 from rlsched.config import env_kwargs, to_dict
+from rlsched.control.artifact import load_artifact, portable_env_config
 from rlsched.entry import reports_user_errors
-from rlsched.evaluate import evaluate_task, require_env_data
-from rlsched.harness import check_results_folder, ensure_writable
+from rlsched.io import ensure_writable
 from rlsched.tracking import tracker_from_config
 
 

@@ -9,11 +9,11 @@ winners -> conf/tuned/<task>_<hash>.yaml.
 import hydra
 from omegaconf import DictConfig
 
+from rlsched.bench.tuning import TuneSettings, check_lr_range, tune_baselines, tuning_seeds
 from rlsched.config import PROJECT_ROOT, env_kwargs, task_key, to_dict
 from rlsched.entry import reports_user_errors
-from rlsched.harness import ensure_writable
+from rlsched.io import ensure_writable
 from rlsched.tracking import tracker_from_config
-from rlsched.tuning import TuneSettings, check_lr_range, tune_baselines, tuning_seeds
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="tune")

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rlsched import env  # noqa: F401  (registers the Gymnasium envs; cheap: their classes load on first use)
+
 if TYPE_CHECKING:
-    from rlsched.learned_lr import LearnedLR
+    from rlsched.control.learned_lr import LearnedLR
 
 __all__ = ["LearnedLR"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "LearnedLR":
-        from rlsched.learned_lr import LearnedLR
+        from rlsched.control.learned_lr import LearnedLR
 
         return LearnedLR
     raise AttributeError(f"module 'rlsched' has no attribute {name!r}")

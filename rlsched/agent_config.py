@@ -2,7 +2,7 @@
 
 `conf/agent/ppo.yaml` starts from it (`defaults: [agent_schema, _self_]`), so Hydra refuses an unknown agent key
 (`+agent.typo_key=1`) or a value of the wrong type (`agent.n_envs=two`) while composing, before any code runs.
-The SB3 keyword arguments under `ppo` are a free mapping here; `rlsched.agent.validate_agent_config` checks their
+The SB3 keyword arguments under `ppo` are a free mapping here; `rlsched.train.agent.validate_agent_config` checks their
 names against the SB3 signatures and their values. Kept free of SB3 imports: `rlsched.config` registers it.
 """
 

@@ -11,10 +11,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from envs.lr_control import EnvConfig
-from rlsched import reference  # noqa: F401  (installs the paired reward's reference runner)
 from rlsched.agent_config import register_configs
-from rlsched.controllers import BASELINES, Controller, make_controller
+from rlsched.control import (
+    BASELINES,
+    Controller,
+    make_controller,
+    reference,  # noqa: F401  (installs the paired reward's reference runner)
+)
+from rlsched.env.lr_control import EnvConfig
 
 register_configs()  # before any composition: conf/agent/*.yaml start from the structured schema
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

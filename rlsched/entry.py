@@ -97,7 +97,7 @@ def closing_line(name: str, seconds: float, out_dir: Any, error: BaseException |
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from rlsched.data import DataNotFoundError
+    from rlsched.env.data import DataNotFoundError
     from rlsched.io import FolderBusyError
 
     # ValueError covers the refusals (ResultsFolderError, RunConfigError, ArtifactError, TunedFileError) and every
@@ -147,7 +147,7 @@ def selection_objective(out_dir: str | os.PathLike) -> float:
     """The best checkpoint-selection score of a training run (mean final validation loss of the selection
     trainees, lower is better), read from `<out_dir>/eval/selection.csv`; NaN, with a note, when selection was off
     (`agent.eval_every: 0`), so that a sweeper records the trial as failed rather than as a score."""
-    from rlsched.selection import SELECTION_CSV, read_selection_log  # lazily: SB3 only when a run is read
+    from rlsched.train.selection import SELECTION_CSV, read_selection_log  # lazily: SB3 only when a run is read
 
     path = Path(out_dir) / "eval" / SELECTION_CSV
     scores = read_selection_log(path)["score"] if path.is_file() else []

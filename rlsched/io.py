@@ -194,3 +194,18 @@ class FolderLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def ensure_writable(out_dir: str | Path) -> Path:
+    """Create `out_dir` and prove it is writable, before any training time is spent."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # A probe of our own (not a fixed name): two runs starting in one folder must not delete each other's.
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write_test"):
+            pass
+    except OSError as err:
+        raise PermissionError(
+            f"results folder {out} cannot be written ({err}); choose another with out_dir=..."
+        ) from err
+    return out

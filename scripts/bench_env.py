@@ -13,7 +13,7 @@ The load average is recorded too: on a shared machine, other processes are the m
 
     python scripts/bench_env.py [--cases mlp mlp_demo cnn] [--mlp-repeats 15] [--out results/bench_env.json]
 
-With --vector it times the batched vector env (envs.vector) instead, for N trainees in {1, 8, 64, 256}:
+With --vector it times the batched vector env (rlsched.env.vector) instead, for N trainees in {1, 8, 64, 256}:
   vector: LRControlVecEnv stepped by SB3's VecEnv API (zero actions, autoreset, final evaluations);
   bare:   the same BatchedPopulation training without features, rewards or bookkeeping;
   dummy:  N single envs in SB3's DummyVecEnv (for small N only);
@@ -39,10 +39,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import envs  # noqa: F401  (registers rlsched/LRControl-v1)
-from envs.lr_control import LRControlEnv
-from rlsched.data import DATA_DIR_ENV, DataSplits, make_splits
-from rlsched.models import build_model
+import rlsched  # noqa: F401  (registers rlsched/LRControl-v1)
+from rlsched.env.data import DATA_DIR_ENV, DataSplits, make_splits
+from rlsched.env.lr_control import LRControlEnv
+from rlsched.env.models import build_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INITIAL_LR = 1e-3  # low enough that no run diverges (a diverged episode would end early and do less work)
@@ -225,7 +225,7 @@ def run_vector(venv, vector_steps: int) -> float:
 def run_bare(population, cfg, vector_steps: int, seed0: int) -> float:
     """The same batched training without features, rewards or bookkeeping: train K steps, the probe loss fetched
     once per step, full validation and test at each episode's end, the trainees restarted."""
-    from rlsched.population import trainee_seeds
+    from rlsched.env.population import trainee_seeds
 
     n = population.n
 
@@ -257,9 +257,9 @@ def bench_vector(
 ) -> dict:
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from envs.lr_control import EnvConfig
-    from envs.vector import LRControlVecEnv
-    from rlsched.population import BatchedPopulation
+    from rlsched.env.lr_control import EnvConfig
+    from rlsched.env.population import BatchedPopulation
+    from rlsched.env.vector import LRControlVecEnv
 
     kw = {**VECTOR_CASES[name], "initial_lr": INITIAL_LR, "data_dir": data_dir, "device": device}
     kw["precision"] = precision

@@ -2,7 +2,7 @@
 
 For comparing runs that differ in one switch (RQ1 vs RQ3 vs RQ4): each folder's `results.csv` is read, the
 reference is the baseline with the lowest mean final validation loss, and the learned controller's test
-numbers and paired differences come from `rlsched.stats`, as in each folder's own `table.md`.
+numbers and paired differences come from `rlsched.bench.stats`, as in each folder's own `table.md`.
 
     python scripts/compare_runs.py docs/results/rq1_learned_vs_baselines docs/results/rq3_final_reward --learned ppo
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rlsched import stats
+from rlsched.bench import stats
 
 
 def compare_row(folder: Path, learned: str) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlsched.artifact import load_artifact, write_safe_files
+from rlsched.control.artifact import load_artifact, write_safe_files
 
 
 def convert(path: Path, n_checks: int = 256) -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from rlsched.bench.harness import run_benchmark
+from rlsched.bench.stats import t_interval
 from rlsched.config import build_baselines, env_kwargs
-from rlsched.harness import run_benchmark
-from rlsched.stats import t_interval
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_TASK = {"model": "mlp", "val_probe": 1000, "batch_size": 1000, "steps_per_action": 5, "episode_steps": 30}

@@ -23,10 +23,10 @@ from pathlib import Path
 import pandas as pd
 from hydra import compose, initialize_config_dir
 
-from rlsched import protocol
+from rlsched.bench import protocol
+from rlsched.bench.evaluate import evaluate_task
+from rlsched.bench.protocol_plots import plot_schedules, plot_selection_curves
 from rlsched.config import PROJECT_ROOT, env_kwargs
-from rlsched.evaluate import evaluate_task
-from rlsched.protocol_plots import plot_schedules, plot_selection_curves
 
 # Fields of an artifact's env that define what its observations and actions mean: they must match the env it runs in.
 LAYOUT_KEYS = ("action", "scale_range", "scale_per", "features", "obs_transform", "discrete_multipliers")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from rlsched.agent import train_controller
 from rlsched.config import PROJECT_ROOT, env_kwargs, resolve_reward_reference, to_dict
+from rlsched.train.agent import train_controller
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Issue 14's protocol on held-out tasks (rlsched/taskset_protocol.py): tune per task, evaluate, report.
+"""Issue 14's protocol on held-out tasks (rlsched/bench/taskset_protocol.py): tune per task, evaluate, report.
 
   python scripts/taskset_protocol.py evaluate --tasks fm_w32_b1000_t30 [--no-task-tuning]
   python scripts/taskset_protocol.py report
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
+from rlsched.bench.taskset_protocol import Protocol, collect, report, set_tuned_specs
 from rlsched.config import PROJECT_ROOT
-from rlsched.seeds import seed_block
-from rlsched.tasks import load_task_set
-from rlsched.taskset_protocol import Protocol, collect, report, set_tuned_specs
+from rlsched.env.seeds import seed_block
+from rlsched.env.tasks import load_task_set
 
 
 def learned_artifacts(root: Path, variant: str) -> dict[str, Path]:

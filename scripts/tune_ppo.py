@@ -29,7 +29,7 @@ from hydra.core.global_hydra import GlobalHydra
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
-from rlsched.tuning import journal_storage
+from rlsched.bench.tuning import journal_storage
 
 REPO = Path(__file__).resolve().parents[1]
 

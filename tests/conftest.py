@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rlsched.data import DATA_DIR_ENV
+from rlsched.env.data import DATA_DIR_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FALLBACK_DATA_DIR = REPO_ROOT.parent / "shared" / "data"

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from stable_baselines3.common.callbacks import BaseCallback
 
-from envs.lr_control import LRControlEnv
-from rlsched.agent import train_controller, validate_agent_config
-from rlsched.artifact import ArtifactError, load_artifact
-from rlsched.controllers.learned import LearnedController
-from rlsched.evaluate import evaluate_task
-from rlsched.harness import run_episode
+from rlsched.bench.evaluate import evaluate_task
+from rlsched.bench.harness import run_episode
+from rlsched.control.artifact import ArtifactError, load_artifact
+from rlsched.control.learned import LearnedController
+from rlsched.env.lr_control import LRControlEnv
 from rlsched.tracking import Tracker, read_offline_history
+from rlsched.train.agent import train_controller, validate_agent_config
 
 
 def tiny_agent(**overrides) -> dict:
@@ -115,8 +115,8 @@ def test_checkpoint_selection_scores_the_same_selection_trainees(train_kw, tmp_p
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from rlsched.agent import make_vec_env, selection_seeds, training_seeds
-    from rlsched.selection import CheckpointSelection
+    from rlsched.train.agent import make_vec_env, selection_seeds, training_seeds
+    from rlsched.train.selection import CheckpointSelection
 
     agent = tiny_agent(eval_episodes=2)
     sel, pool = selection_seeds(agent), training_seeds(agent)

@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch.optim import lr_scheduler
 
-from rlsched.controllers import (
+from rlsched.bench.harness import run_episode
+from rlsched.control import (
     BASELINES,
     ConstantLR,
     Controller,
@@ -24,7 +25,6 @@ from rlsched.controllers import (
     WarmupCosine,
     make_controller,
 )
-from rlsched.harness import run_episode
 
 OBS = np.zeros(9, dtype=np.float32)
 
@@ -422,7 +422,7 @@ def test_warm_up_schedule_that_does_not_fit_the_episode_fails_at_reset(ctrl: Con
     ],
 )
 def test_warm_up_schedules_drive_a_real_episode(tiny_env_kwargs: dict, kind: str, params: dict) -> None:
-    from envs.lr_control import LRControlEnv
+    from rlsched.env.lr_control import LRControlEnv
 
     env = LRControlEnv(**tiny_env_kwargs)  # 5 actions; the env clips LRs to [1e-5, 0.1], which these stay inside
     ctrl = make_controller(kind, lr=0.02, **params)

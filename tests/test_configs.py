@@ -8,11 +8,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from envs.lr_control import EnvConfig
-from rlsched.agent import validate_agent_config
+from rlsched.bench.tuning import check_lr_range, search_space
 from rlsched.config import build_baselines, env_kwargs, resolve_reward_reference, to_dict
-from rlsched.controllers import BASELINES
-from rlsched.tuning import check_lr_range, search_space
+from rlsched.control import BASELINES
+from rlsched.env.lr_control import EnvConfig
+from rlsched.train.agent import validate_agent_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))

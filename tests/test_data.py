@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-import rlsched.data as data
-from envs import ENV_ID
-from envs.lr_control import EnvConfig
-from rlsched.data import (
+import rlsched.env.data as data
+from rlsched.env import ENV_ID
+from rlsched.env.data import (
     DATA_DIR_ENV,
     DATASETS,
     DataNotFoundError,
@@ -25,6 +24,7 @@ from rlsched.data import (
     make_splits,
     resolve_data_dir,
 )
+from rlsched.env.lr_control import EnvConfig
 
 # Official label facts, to prove the real files (not some stand-in) were read.
 FIRST_LABELS = {

@@ -60,7 +60,7 @@ def test_tune_gives_every_baseline_the_same_trials_and_writes_the_winners(data_d
     assert "trial 3/3" in proc.stdout and "ETA" in proc.stdout
     trials = pd.read_csv(tmp_path / "run" / "trials.csv")
     assert trials.groupby("baseline").size().to_dict() == dict.fromkeys(baselines, 3)  # equal budgets
-    seeds = ["val_loss_20000", "val_loss_20001"]  # the first two tuning seeds of rlsched.seeds
+    seeds = ["val_loss_20000", "val_loss_20001"]  # the first two tuning seeds of rlsched.env.seeds
     assert {"baseline", "trial", "lr", "pct_start", "warmup_frac", "score", *seeds} <= set(trials.columns)
     assert not any("test" in c for c in trials.columns)  # tuning never sees the test set
     assert trials["score"].tolist() == pytest.approx(trials[seeds].mean(axis=1).tolist())

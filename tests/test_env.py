@@ -16,10 +16,10 @@ import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs
-from envs import ENV_ID, LRControlEnv
-from envs.actions import ACTION_MAPS, DiscreteAction, LogLRAction, ScaleAction
-from rlsched.features import PAPER_FEATURES, symlog
+import rlsched.env
+from rlsched.env import ENV_ID, LRControlEnv
+from rlsched.env.actions import ACTION_MAPS, DiscreteAction, LogLRAction, ScaleAction
+from rlsched.env.features import PAPER_FEATURES, symlog
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LN10 = math.log(10.0)
@@ -55,15 +55,15 @@ def test_make_after_import(tiny_env_kwargs):
     assert env.spec is not None and env.spec.id == ENV_ID
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
-    envs.register_envs()  # idempotent: a second registration must not raise or re-register
+    rlsched.env.register_envs()  # idempotent: a second registration must not raise or re-register
     assert ENV_ID in gym.registry
 
 
 def test_make_with_module_prefix_in_fresh_process(tiny_env_kwargs):
-    """`gym.make("envs:rlsched/LRControl-v1")` imports the package itself (no prior `import envs`)."""
+    """`gym.make("rlsched.env:rlsched/LRControl-v1")` imports the package itself (no prior `import rlsched`)."""
     code = (
         "import gymnasium as gym, sys\n"
-        f"env = gym.make('envs:{ENV_ID}', **{tiny_env_kwargs!r})\n"
+        f"env = gym.make('rlsched.env:{ENV_ID}', **{tiny_env_kwargs!r})\n"
         "obs, _ = env.reset(seed=0)\n"
         "assert env.observation_space.contains(obs)\n"
         "print(type(env.unwrapped).__name__)\n"
@@ -304,7 +304,7 @@ def test_log_lr_action(tiny_env_kwargs):
 def test_action_map_per_type(tiny_env_kwargs, action, cls, space):
     env = make(tiny_env_kwargs, action=action)
     assert type(env.action_map) is cls and env.action_space is env.action_map.space == space
-    assert set(ACTION_MAPS) == set(envs.ACTION_TYPES)
+    assert set(ACTION_MAPS) == set(rlsched.env.ACTION_TYPES)
 
 
 def test_action_maps_alone():

@@ -13,9 +13,9 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-import envs
-from envs import ENV_ID, LRControlEnv
-from envs.vector import LRControlGymVecEnv, LRControlVecEnv
+import rlsched.env
+from rlsched.env import ENV_ID, LRControlEnv
+from rlsched.env.vector import LRControlGymVecEnv, LRControlVecEnv
 
 
 # ----- the id and its documented spec -------------------------------------------------------------------------
@@ -27,9 +27,9 @@ def _documented_features() -> list[str]:
 
 def test_v1_is_registered_and_its_spaces_are_the_documented_ones(tiny_env_kwargs):
     assert ENV_ID == "rlsched/LRControl-v1" and ENV_ID in gym.registry
-    envs.register_envs()  # idempotent
+    rlsched.env.register_envs()  # idempotent
     spec = gym.registry[ENV_ID]
-    assert spec.vector_entry_point == "envs.vector:LRControlGymVecEnv" and spec.max_episode_steps is None
+    assert spec.vector_entry_point == "rlsched.env.vector:LRControlGymVecEnv" and spec.max_episode_steps is None
     env = gym.make(ENV_ID, **tiny_env_kwargs)
     documented = _documented_features()
     assert env.unwrapped.feature_names == documented and len(documented) == 10
@@ -97,8 +97,8 @@ def test_record_video_writes_an_episode(tiny_env_kwargs, tmp_path):
     [
         (DummyVecEnv, ENV_ID, None),
         (SubprocVecEnv, ENV_ID, "fork"),  # forked workers inherit the registration
-        # Fresh workers import envs from the id's prefix (~20 s: each worker imports torch and loads the data).
-        pytest.param(SubprocVecEnv, f"envs:{ENV_ID}", "forkserver", marks=pytest.mark.slow),
+        # Fresh workers import rlsched from the id's prefix (~20 s: each worker imports torch and loads the data).
+        pytest.param(SubprocVecEnv, f"rlsched.env:{ENV_ID}", "forkserver", marks=pytest.mark.slow),
     ],
 )
 def test_sb3_make_vec_env_by_id(tiny_env_kwargs, vec_env_cls, env_id, start_method):

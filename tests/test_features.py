@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from envs import ENV_ID, LRControlEnv
-from envs.observer import Observer
-from rlsched.features import PAPER_FEATURES, centred_sum_of_squares
-from rlsched.trainee import Trainee
+from rlsched.env import ENV_ID, LRControlEnv
+from rlsched.env.features import PAPER_FEATURES, centred_sum_of_squares
+from rlsched.env.observer import Observer
+from rlsched.env.trainee import Trainee
 
 EPS = 1e-10
 DECAY = 0.8

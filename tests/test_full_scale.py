@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.lr_control import EnvConfig, LRControlEnv
+from rlsched.env.lr_control import EnvConfig, LRControlEnv
 
 
 @pytest.mark.slow

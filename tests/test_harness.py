@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from envs.lr_control import LRControlEnv
+from rlsched.bench.evaluate import evaluate_task
+from rlsched.bench.harness import ResultsFolderError, append_result, env_identity, read_results, run_benchmark
 from rlsched.config import TASK_RECORD, build_baselines, task_config, tuned_file
-from rlsched.controllers import make_controller
-from rlsched.evaluate import evaluate_task
-from rlsched.harness import ResultsFolderError, append_result, env_identity, read_results, run_benchmark
+from rlsched.control import make_controller
+from rlsched.env.lr_control import LRControlEnv
 
 SPECS = {
     "constant": {"kind": "constant", "lr": 0.01},

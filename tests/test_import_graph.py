@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("rlsched", "envs")
+PACKAGES = ("rlsched",)
 
 
 def module_files() -> dict[str, Path]:
@@ -109,17 +109,19 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_the_package_import_graph_has_no_cycle(graph):
-    assert len(graph) > 20 and "rlsched.harness" in graph["rlsched.evaluate"]  # the parse saw the package
+    assert len(graph) > 20 and "rlsched.bench.harness" in graph["rlsched.bench.evaluate"]  # the parse saw the package
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
 def test_the_env_reaches_no_controller(graph):
-    """The paired reward's baseline run is handed to the env (envs.reference.ReferenceRunner), not imported."""
-    controllers = {m for m in graph if m.startswith("rlsched.controllers")}
-    assert controllers, "no rlsched.controllers modules found: update this test to the package's layout"
-    for env_module in (m for m in graph if m.split(".")[0] == "envs"):
-        assert not reachable(graph, env_module) & controllers, f"{env_module} reaches rlsched.controllers"
+    """The paired reward's baseline run is handed to the env (rlsched.env.reference.ReferenceRunner), not imported."""
+    controllers = {m for m in graph if m.startswith("rlsched.control")}
+    assert controllers, "no rlsched.control modules found: update this test to the package's layout"
+    env_modules = [m for m in graph if m == "rlsched.env" or m.startswith("rlsched.env.")]
+    assert env_modules, "no rlsched.env modules found: update this test to the package's layout"
+    for env_module in env_modules:
+        assert not reachable(graph, env_module) & controllers, f"{env_module} reaches rlsched.control"
 
 
 def test_the_cycle_finder_finds_cycles_hidden_in_functions(tmp_path):
@@ -133,3 +135,27 @@ def test_the_cycle_finder_finds_cycles_hidden_in_functions(tmp_path):
     assert find_cycle(g) == ["a", "b", "c", "a"]
     (tmp_path / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import a\n")
     assert find_cycle(import_graph(files)) is None
+
+
+LAYERS = ("env", "control", "train", "bench")  # each may import the ones before it (and rlsched's top modules)
+
+
+def test_the_packages_import_downward_only(graph):
+    """rlsched.env <- rlsched.control <- rlsched.train, rlsched.bench: the folder tree is the architecture. train
+    and bench sit side by side (neither imports the other)."""
+    allowed = {
+        "env": {"env"},
+        "control": {"env", "control"},
+        "train": {"env", "control", "train"},
+        "bench": {"env", "control", "bench"},
+    }
+    bad = []
+    for mod, deps in graph.items():
+        layer = mod.split(".")[1] if mod.count(".") >= 2 else None
+        if layer not in allowed:
+            continue
+        for dep in deps:
+            dep_layer = dep.split(".")[1] if dep.count(".") >= 1 else None
+            if dep_layer in LAYERS and dep_layer not in allowed[layer]:
+                bad.append(f"{mod} -> {dep}")
+    assert not bad, "imports against the layers:\n" + "\n".join(sorted(bad))

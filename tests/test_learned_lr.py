@@ -17,12 +17,12 @@ from gymnasium.utils.seeding import np_random
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 import rlsched
-from envs.lr_control import LRControlEnv
-from rlsched.artifact import ArtifactError, algorithm_class, save_artifact
-from rlsched.controllers.learned import LearnedController
-from rlsched.data import make_splits
-from rlsched.models import build_model
-from rlsched.seeds import seed_block
+from rlsched.control.artifact import ArtifactError, algorithm_class, save_artifact
+from rlsched.control.learned import LearnedController
+from rlsched.env.data import make_splits
+from rlsched.env.lr_control import LRControlEnv
+from rlsched.env.models import build_model
+from rlsched.env.seeds import seed_block
 
 REPO = Path(__file__).resolve().parents[1]
 K, T = 4, 6  # 24 optimizer steps: more than the 20 batches of an epoch, so the data order reshuffles once
@@ -296,7 +296,7 @@ def test_loading_needs_no_hydra_wandb_or_data():
     that never imports Hydra, OmegaConf or W&B; `import rlsched` alone imports none of LearnedLR's modules."""
     code = """
 import sys, torch, rlsched
-assert "rlsched.learned_lr" not in sys.modules and "stable_baselines3" not in sys.modules
+assert "rlsched.control.learned_lr" not in sys.modules and "stable_baselines3" not in sys.modules
 net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
 opt = torch.optim.Adam(net.parameters(), lr=0.01)
 x, y = torch.randn(20, 1, 28, 28), torch.randint(0, 10, (20,))
@@ -415,7 +415,7 @@ def test_step_without_the_step_loss_says_how_to_hand_it_over(env_kwargs, artifac
 
 def test_lightning_trainer_with_the_callback_matches_the_plain_loop(env_kwargs, artifact, tmp_path):
     pl = pytest.importorskip("pytorch_lightning", reason="Lightning is a dev extra")
-    from rlsched.lightning import LearnedLRCallback
+    from rlsched.control.lightning import LearnedLRCallback
 
     plain = PlainRun(env_kwargs, SEED)
     opt = torch.optim.Adam(plain.net.parameters(), lr=0.01)

@@ -10,12 +10,12 @@ from hydra import compose, initialize_config_dir
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from envs.lr_control import LRControlEnv
-from rlsched.agent import selection_seeds, training_seeds
+from rlsched.bench.harness import run_episode
 from rlsched.config import PROJECT_ROOT, build_baselines, load_tuned, to_dict
-from rlsched.features import PAPER_FEATURES
-from rlsched.harness import run_episode
-from rlsched.seeds import check_disjoint
+from rlsched.env.features import PAPER_FEATURES
+from rlsched.env.lr_control import LRControlEnv
+from rlsched.env.seeds import check_disjoint
+from rlsched.train.agent import selection_seeds, training_seeds
 
 DEMO_TASK = {"episode_steps": 30, "steps_per_action": 5, "batch_size": 1000, "train_size": None}
 

@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from rlsched.artifact import ENV_CONFIG, PLACE_KEYS, load_artifact, save_artifact
+from rlsched.control.artifact import ENV_CONFIG, PLACE_KEYS, load_artifact, save_artifact
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "docs" / "results" / "demo_controller"
@@ -61,8 +61,8 @@ def test_old_artifact_without_scale_per_keeps_its_per_env_step_meaning(tmp_path,
     """Artifacts written before `scale_per` scaled once per env step: they must not silently run per optimizer step."""
     import pytest
 
-    from envs.lr_control import LRControlEnv
-    from rlsched.artifact import ArtifactError
+    from rlsched.control.artifact import ArtifactError
+    from rlsched.env.lr_control import LRControlEnv
 
     art_dir = tmp_path / "old_artifact"
     shutil.copytree(DEMO, art_dir)

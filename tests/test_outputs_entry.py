@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rlsched.data import DataNotFoundError
-from rlsched.evaluate import evaluate_task
+from rlsched.bench.evaluate import evaluate_task
+from rlsched.env.data import DataNotFoundError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_ENV = [

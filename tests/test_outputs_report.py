@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlsched.report import write_report
+from rlsched.bench.report import write_report
 
 
 @pytest.fixture

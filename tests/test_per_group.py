@@ -12,9 +12,9 @@ import torch
 from gymnasium.utils.env_checker import check_env
 from test_learned_lr import SEED, K, PlainRun, T, _untrained_artifact
 
-from envs import ENV_ID
-from envs.lr_control import EnvConfig, LRControlEnv
-from rlsched.controllers.learned import LearnedController
+from rlsched.control.learned import LearnedController
+from rlsched.env import ENV_ID
+from rlsched.env.lr_control import EnvConfig, LRControlEnv
 
 OTHER_LR = 0.002  # the body's fixed rate: apart from the controlled group's 0.01
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlsched.plots import lr_schedules_figure, plot_all, plot_val_loss, val_loss_figure
+from rlsched.bench.plots import lr_schedules_figure, plot_all, plot_val_loss, val_loss_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

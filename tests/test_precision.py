@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.lr_control import EnvConfig, LRControlEnv
-from envs.vector import LRControlVecEnv
-from rlsched.harness import env_identity
+from rlsched.bench.harness import env_identity
+from rlsched.env.lr_control import EnvConfig, LRControlEnv
+from rlsched.env.vector import LRControlVecEnv
 
 
 def test_eval_chunk_defaults_per_model_and_device_keep_mlp_identities():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlsched import protocol
+from rlsched.bench import protocol
 
 
 def synthetic_results(effects: dict[str, float], n_eval: int = 20, noise: float = 0.01, seed: int = 0) -> pd.DataFrame:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from envs.lr_control import LRControlEnv
+from rlsched.bench.harness import env_identity, run_episode
 from rlsched.config import build_baselines
-from rlsched.harness import env_identity, run_episode
+from rlsched.env.lr_control import LRControlEnv
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = ROOT / "docs/results/rq_protocol/fashion_mnist/layout_bf6d474b"  # MLP, scale action, T30 K5

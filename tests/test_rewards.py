@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from envs import reference
-from envs.lr_control import EnvConfig, LRControlEnv
-from envs.rewards import (
+from rlsched.config import PROJECT_ROOT, env_kwargs, load_tuned, resolve_reward_reference, to_dict
+from rlsched.control import make_controller
+from rlsched.env import reference
+from rlsched.env.lr_control import EnvConfig, LRControlEnv
+from rlsched.env.rewards import (
     REWARD_TYPES,
     REWARDS,
     FinalOnly,
@@ -22,8 +24,6 @@ from envs.rewards import (
     PaperReward,
     make_reward,
 )
-from rlsched.config import PROJECT_ROOT, env_kwargs, load_tuned, resolve_reward_reference, to_dict
-from rlsched.controllers import make_controller
 
 DIV = 2 * math.log(10)
 

@@ -8,12 +8,12 @@ import pickle
 import numpy as np
 import pytest
 
-from envs import reference
-from envs.lr_control import LRControlEnv
-from envs.vector import LRControlVecEnv
-from rlsched.controllers import make_controller
-from rlsched.reference import RUNNER, BaselineReference
-from rlsched.rollout import Episode, rollout
+from rlsched.control import make_controller
+from rlsched.control.reference import RUNNER, BaselineReference
+from rlsched.control.rollout import Episode, rollout
+from rlsched.env import reference
+from rlsched.env.lr_control import LRControlEnv
+from rlsched.env.vector import LRControlVecEnv
 
 ATOL = 2e-5  # batched kernels sum in another order than separate ones (as in test_vector_env)
 PLATEAU = {"kind": "plateau", "lr": 0.01, "factor": 0.5, "patience": 1}
@@ -92,11 +92,11 @@ def test_without_a_runner_the_paired_env_says_how_to_get_one(tiny_env_kwargs):
     kw = {**tiny_env_kwargs, "reward": "paired_log", "reward_reference": PLATEAU}
     previous = reference.install_runner(None)
     try:
-        with pytest.raises(ValueError, match=r"needs a reference runner.*import rlsched\.reference"):
+        with pytest.raises(ValueError, match=r"needs a reference runner.*import rlsched\.control\.reference"):
             LRControlEnv(**kw)
     finally:
         reference.install_runner(previous)
-    assert reference.installed_runner() is RUNNER  # importing rlsched.reference installed it
+    assert reference.installed_runner() is RUNNER  # importing rlsched.control.reference installed it
 
 
 def test_the_baseline_runner_is_the_rollout_of_its_spec(tiny_env_kwargs):

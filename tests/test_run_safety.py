@@ -25,8 +25,8 @@ import yaml
 from omegaconf import OmegaConf
 
 import rlsched
-from rlsched.agent import TrainingRun, agent_defaults, train_controller, validate_agent_config
-from rlsched.artifact import ArtifactError, load_artifact
+from rlsched.bench.harness import ResultsFolderError, append_result, read_results, run_benchmark
+from rlsched.bench.tuning import TuneSettings, Winner, write_tuned
 from rlsched.config import (
     PROJECT_ROOT,
     TASK_RECORD,
@@ -39,11 +39,11 @@ from rlsched.config import (
     tuned_file,
     tuned_key,
 )
-from rlsched.controllers import make_controller
-from rlsched.controllers.learned import LearnedController
-from rlsched.harness import ResultsFolderError, append_result, read_results, run_benchmark
+from rlsched.control import make_controller
+from rlsched.control.artifact import ArtifactError, load_artifact
+from rlsched.control.learned import LearnedController
 from rlsched.io import FolderBusyError, FolderLock, atomic_write_text
-from rlsched.tuning import TuneSettings, Winner, write_tuned
+from rlsched.train.agent import TrainingRun, agent_defaults, train_controller, validate_agent_config
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "docs" / "results" / "demo_controller"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rlsched.protocol_plots import selection_report
+from rlsched.bench.protocol_plots import selection_report
 
 
 def _run(tmp_path: Path, scores: list[float]) -> Path:

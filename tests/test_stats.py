@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from rlsched.stats import best_baseline, markdown_table, paired_differences, summarize
+from rlsched.bench.stats import best_baseline, markdown_table, paired_differences, summarize
 
 
 def results(rows: dict[str, dict[int, tuple[float, float, float]]]) -> pd.DataFrame:
@@ -177,7 +177,7 @@ def test_compare_runs_script_reports_each_folder(tmp_path) -> None:
 def test_intervals_are_scipys_exactly() -> None:
     """t_interval is scipy.stats.t.interval and bootstrap_mean_ci is scipy.stats.bootstrap(method="percentile")
     on the same seeded generator, to the last bit."""
-    from rlsched.stats import bootstrap_mean_ci, t_interval
+    from rlsched.bench.stats import bootstrap_mean_ci, t_interval
 
     rng = np.random.default_rng(11)
     for n in (2, 3, 5, 8, 20):

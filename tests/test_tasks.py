@@ -11,13 +11,13 @@ import pytest
 import torch
 import yaml
 
-from envs.lr_control import EnvConfig, LRControlEnv
-from rlsched.controllers import make_controller
-from rlsched.harness import read_results, run_benchmark
-from rlsched.models import OPTIMIZERS
-from rlsched.tasks import TASK_KEYS, TASKS_DIR, available, check_disjoint, load_task_set, task_env_kwargs
-from rlsched.trainee import Trainee
-from rlsched.tuning import TuneSettings, tune_baselines
+from rlsched.bench.harness import read_results, run_benchmark
+from rlsched.bench.tuning import TuneSettings, tune_baselines
+from rlsched.control import make_controller
+from rlsched.env.lr_control import EnvConfig, LRControlEnv
+from rlsched.env.models import OPTIMIZERS
+from rlsched.env.tasks import TASK_KEYS, TASKS_DIR, available, check_disjoint, load_task_set, task_env_kwargs
+from rlsched.env.trainee import Trainee
 
 TINY_SET = {
     "name": "tiny",
@@ -100,7 +100,7 @@ def test_the_task_is_a_column_of_every_results_row(tiny_env_kwargs, tmp_path: Pa
 
 
 def test_the_batched_vector_env_refuses_a_task_set_by_name(set_kwargs) -> None:
-    from envs.vector import LRControlVecEnv
+    from rlsched.env.vector import LRControlVecEnv
 
     with pytest.raises(ValueError, match="vec_env=dummy or subproc"):
         LRControlVecEnv(set_kwargs, 2)

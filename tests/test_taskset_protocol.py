@@ -1,4 +1,4 @@
-"""The held-out protocol (rlsched.taskset_protocol) end to end at toy sizes: every zero-tuning method and the
+"""The held-out protocol (rlsched.bench.taskset_protocol) end to end at toy sizes: every zero-tuning method and the
 per-task tuned schedules run on the same trainees as the learned controllers, and the tables hold their Δ."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from envs.lr_control import LRControlEnv
-from rlsched.artifact import algorithm_class, save_artifact
-from rlsched.tasks import load_task_set
-from rlsched.taskset_protocol import ZERO_TUNING, Protocol, check_pairing, collect, report
+from rlsched.bench.taskset_protocol import ZERO_TUNING, Protocol, check_pairing, collect, report
+from rlsched.control.artifact import algorithm_class, save_artifact
+from rlsched.env.lr_control import LRControlEnv
+from rlsched.env.tasks import load_task_set
 
 TRAIN = {
     "name": "toy_train",

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rlsched.agent import train_controller
-from rlsched.artifact import load_artifact
-from rlsched.callbacks import AppendingCSVOutput
-from rlsched.checkpoints import RUN_CONFIG, RunConfigError
+from rlsched.control.artifact import load_artifact
 from rlsched.tracking import Tracker, read_offline_history, wait_for_run_file
+from rlsched.train.agent import train_controller
+from rlsched.train.callbacks import AppendingCSVOutput
+from rlsched.train.checkpoints import RUN_CONFIG, RunConfigError
 
 BASE_AGENT = {
     "algo": "ppo",
@@ -212,7 +212,7 @@ def test_a_finished_tracker_leaves_a_whole_run_file(tmp_path):
 
 def test_progress_eta_ignores_the_evaluation_before_the_first_step(monkeypatch):
     """The starting policy's selection episodes run before step 1; counting them made the first ETA ~20 h."""
-    import rlsched.callbacks as cb
+    import rlsched.train.callbacks as cb
 
     clock = iter([0.0, 600.0, 601.0])  # training start; first step after a 10-min evaluation; next line
     monkeypatch.setattr(cb.time, "monotonic", lambda: next(clock))

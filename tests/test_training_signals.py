@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 from stable_baselines3 import PPO
 
-from rlsched.agent import train_controller
+from rlsched.train.agent import train_controller
 
 REPO = Path(__file__).resolve().parents[1]
 # A tiny training slowed down by a sleeping callback, so that a signal reliably lands mid-training.
 CHILD = """
 import json, sys, time
 from stable_baselines3.common.callbacks import BaseCallback
-from rlsched.agent import train_controller
+from rlsched.train.agent import train_controller
 
 class Slow(BaseCallback):
     def _on_step(self):

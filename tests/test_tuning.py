@@ -1,4 +1,4 @@
-"""rlsched.tuning: search spaces every baseline can run, edge warnings, seeds, and resumable studies."""
+"""rlsched.bench.tuning: search spaces every baseline can run, edge warnings, seeds, and resumable studies."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from rlsched.controllers import BASELINES, make_controller
-from rlsched.tuning import (
+from rlsched.bench.tuning import (
     STUDY_FILE,
     Choice,
     Range,
@@ -24,6 +23,7 @@ from rlsched.tuning import (
     tune_baselines,
     tuning_seeds,
 )
+from rlsched.control import BASELINES, make_controller
 
 OBS = np.zeros(9, dtype=np.float32)
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from envs.lr_control import LRControlEnv
-from envs.seed_pool import SeedQueue
-from envs.vector import LRControlVecEnv
-from rlsched.agent import train_controller
-from rlsched.artifact import load_artifact
-from rlsched.population import BatchedPopulation, LoopPopulation, make_population, trainee_seeds
+from rlsched.control.artifact import load_artifact
+from rlsched.env.lr_control import LRControlEnv
+from rlsched.env.population import BatchedPopulation, LoopPopulation, make_population, trainee_seeds
+from rlsched.env.seed_pool import SeedQueue
+from rlsched.env.vector import LRControlVecEnv
+from rlsched.train.agent import train_controller
 
 SEEDS = [3, 7, 11]
 ATOL = 2e-5  # float tolerance: batched kernels sum in another order than N separate ones
@@ -73,7 +73,7 @@ def test_loop_population_is_the_single_env_exactly(tiny_env_kwargs):
 
 
 def test_population_kind_follows_the_model(tiny_env_kwargs):
-    from envs.lr_control import EnvConfig
+    from rlsched.env.lr_control import EnvConfig
 
     cfg = EnvConfig.from_kwargs(**tiny_env_kwargs)
     assert isinstance(make_population(cfg, 2, torch.device("cpu")), BatchedPopulation)
@@ -171,7 +171,7 @@ def test_ppo_trains_on_the_batched_vec_env(tiny_env_kwargs, tmp_path):
 def test_selection_scores_agree_run_one_by_one_or_as_a_population(tiny_env_kwargs):
     from stable_baselines3 import PPO
 
-    from rlsched.selection import policy_final_losses, population_final_losses
+    from rlsched.train.selection import policy_final_losses, population_final_losses
 
     kw = {**tiny_env_kwargs, "episode_steps": 3, "test_eval": False}
     venv = LRControlVecEnv(kw, 2)
@@ -191,15 +191,15 @@ def test_per_group_control_runs_as_a_loop_population(tiny_env_kwargs):
     venv.step_lrs([0.05, 0.05])
     groups = venv.population.trainees[0].opt.param_groups
     assert [g["lr"] for g in groups] == [0.05, 1e-3]
-    from envs.lr_control import EnvConfig
+    from rlsched.env.lr_control import EnvConfig
 
     with pytest.raises(ValueError, match="controlled_params"):
         BatchedPopulation(EnvConfig.from_kwargs(**kw), 2, torch.device("cpu"))
 
 
 def test_harness_population_gives_the_single_runs(tiny_env_kwargs, tmp_path):
-    from rlsched.controllers import make_controller
-    from rlsched.harness import run_benchmark
+    from rlsched.bench.harness import run_benchmark
+    from rlsched.control import make_controller
 
     ctrls = [make_controller("cosine", lr=0.01, name="cosine"), make_controller("constant", lr=0.003, name="const")]
     seeds = [0, 1, 2]

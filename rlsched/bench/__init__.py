@@ -1,0 +1,1 @@
+"""The benchmark: controllers x seeds, tuning, protocols, paired statistics, reports and plots."""

@@ -1,0 +1,655 @@
+"""LRControl-v1: a controller sets the learning rate of a network training on real data.
+
+One step: the action sets the LR, the trainee takes K optimizer steps, the validation probe is evaluated,
+and the env returns the observation and reward. Everything the env accepts is a field of `EnvConfig`;
+every field is validated at construction, before any data is loaded or any training starts.
+
+The env composes parts that each own one thing: `rlsched.env.trainee.Trainee` (network, optimizer, data order),
+`rlsched.env.actions` (action -> learning rate), `rlsched.env.observer.Observer` (features -> observation) and
+`rlsched.env.rewards`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlsched.env.actions import ACTION_TYPES, clip, make_action_map
+from rlsched.env.data import DATASETS, DataSplits, check_sizes, make_splits, require_data
+from rlsched.env.features import DEFAULT_FEATURES, FEATURE_PRESETS, OBS_TRANSFORMS, feature_table
+from rlsched.env.models import MODELS, OPTIMIZERS, build_model
+from rlsched.env.observer import PREDICTION_SOURCES, Observer
+from rlsched.env.precision import PRECISIONS, default_eval_chunk
+from rlsched.env.rewards import REWARD_TYPES, make_reward
+from rlsched.env.tasks import load_task_set, task_env_kwargs
+from rlsched.env.trainee import Trainee, observed_of, split_params
+
+if TYPE_CHECKING:
+    from rlsched.env.reference import ReferenceRunner
+
+SCALE_PER = ("optimizer_step", "env_step")
+# Fields added after results folders and artifacts began storing env configs; None (their default) means "absent".
+LATER_FIELDS = ("reward_reference", "reference_cache_dir", "controlled_params", "other_lr", "precision")
+LATER_FIELDS += ("tasks", "task")
+__all__ = ["ACTION_TYPES", "PREDICTION_SOURCES", "REWARD_TYPES", "SCALE_PER", "EnvConfig", "LRControlEnv"]
+
+
+# Field kinds, checked before anything else (see EnvConfig._check_types).
+INT_FIELDS = ("val_probe", "batch_size", "steps_per_action", "episode_steps")
+OPTIONAL_INT_FIELDS = ("eval_batch_size", "train_size", "val_size", "test_size", "split_seed", "torch_threads")
+REAL_FIELDS = ("initial_lr", "momentum", "weight_decay", "lr_min", "lr_max", "ema_decay", "max_loss")
+REAL_FIELDS += ("weight_bound", "reward_baseline")
+OPTIONAL_REAL_FIELDS = ("divergence_loss", "divergence_penalty", "other_lr")
+BOOL_FIELDS = ("verify_checksums", "final_val_eval", "test_eval")
+STR_FIELDS = ("dataset", "model", "optimizer", "action", "scale_per", "obs_transform", "prediction_source")
+STR_FIELDS += ("reward", "device")
+
+
+def _is_real(value: object) -> bool:
+    """A real number, not a bool (True == 1 would pass for a count) and not a string ("0.01" > 0 is a TypeError)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+@dataclass
+class EnvConfig:
+    # data
+    dataset: str = "fashion_mnist"
+    data_dir: str | None = None  # null: $RLSCHED_DATA_DIR, else download into ~/.cache/rlsched/data
+    verify_checksums: bool = True
+    train_size: int | None = None  # null: the whole training split (50k; CIFAR-10 45k)
+    val_size: int | None = None  # null: the whole validation split (10k; CIFAR-10 5k)
+    val_probe: int = 2000  # validation examples evaluated at every step
+    test_size: int | None = None  # null: the whole official test set
+    split_seed: int | None = None  # null: derived from the reset seed; an int fixes the split for all episodes
+    # trainee
+    model: str = "cnn"
+    model_kwargs: dict = field(default_factory=dict)
+    optimizer: str = "adam"
+    initial_lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 1000
+    # Images per evaluation call; null: chosen for the model and device (rlsched.env.precision.default_eval_chunk: 2000
+    # for the MLP and 128 for the convolutional models on a CPU, 262144 and 16384 on a GPU), resolved at construction.
+    eval_batch_size: int | None = None
+    # The parameters whose LR the controller sets, as module-name prefixes of the trainee (["head"] for the MLP's
+    # output layer, ["fc1", "fc2"] for the CNN's dense layers); null: the whole network. The observed layers are
+    # then the controlled ones' last two dense weights (the weight and bias of the only one).
+    controlled_params: tuple[str, ...] | None = None
+    other_lr: float | None = None  # the fixed LR of the parameters not controlled; null: initial_lr
+    # episode
+    steps_per_action: int = 1  # K optimizer steps per env step
+    episode_steps: int = 100
+    # action
+    action: str = "scale"
+    scale_range: tuple[float, float] = (0.965, 1.035)  # the paper's multiplier range, per optimizer step
+    # "optimizer_step": the multiplier acts at each of the K optimizer steps, so one env step moves the LR by
+    # up to x[low^K, high^K] (the paper's per-step range); "env_step": once per env step (the range K times
+    # narrower in log space: over a short episode it cannot reach the rates tuned schedules use).
+    scale_per: str = "optimizer_step"
+    discrete_multipliers: tuple[float, ...] = (1 / 1.05, 1.0, 1.05)
+    lr_min: float = 1e-5
+    lr_max: float = 1e-1
+    # observation
+    features: tuple[str, ...] | str = DEFAULT_FEATURES  # a list of names or a preset: "default" | "paper"
+    obs_transform: str = "none"
+    ema_decay: float = 0.8
+    prediction_source: str = "train"  # paper: the training batch; "validation": the fixed probe
+    max_loss: float = 100.0  # losses above this count as divergence
+    weight_bound: float = 100.0
+    # reward
+    reward: str = "neg_val_loss"
+    reward_baseline: float = 2.0  # for reward="paper": baseline - val_loss
+    divergence_loss: float | None = None  # null: 2 ln(num_classes); a diverged run is scored as if stuck there
+    divergence_penalty: float | None = None  # overrides the computed penalty with a fixed reward
+    # reward="paired_log" (log L_ref,t - log L_t): the reference baseline run on the same trainee, as a controller
+    # spec for rlsched.control.make_controller, e.g. {kind: plateau, lr: 0.01, factor: 0.5, patience: 1}. A
+    # baseline *name* is not accepted here: rlsched.config.resolve_reward_reference turns one into its tuned spec.
+    reward_reference: dict | None = None
+    # Reference curves are cached in memory per process; with a folder, also as one JSON file per trainee there.
+    # Where the cache lies changes no number.
+    reference_cache_dir: str | None = None
+    # end-of-episode evaluation (never used in observation or reward, except final_only's full val loss)
+    final_val_eval: bool = True
+    test_eval: bool = True
+    # compute
+    device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
+    # Trainee arithmetic: null or "fp32" (exact float32, the default), "tf32" (GPU matrix units) or "bf16" (autocast)
+    precision: str | None = None
+    torch_threads: int | None = None
+    # task sets (rlsched.env.tasks): a set's name (conf/tasks/<name>.yaml) makes every reset draw one of its tasks
+    # from the seed; stored resolved ({name, tasks}), so a run's identity holds the tasks' contents.
+    tasks: str | dict | None = None
+    task: str | None = None  # the name of this config's task (set by rlsched.env.tasks.task_env_kwargs); a label
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> EnvConfig:
+        allowed = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - allowed)
+        if unknown:
+            raise ValueError(f"unknown env option(s) {unknown}; allowed: {sorted(allowed)}")
+        cfg = cls(**kwargs)
+        # A chunk chosen per model must be chosen again for each task's model, not copied from the set's.
+        cfg._eval_chunk_given = kwargs.get("eval_batch_size") is not None
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        def one_of(name: str, value, allowed) -> None:
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; allowed: {sorted(allowed)}")
+
+        self._check_types()
+        one_of("dataset", self.dataset, DATASETS)
+        one_of("model", self.model, MODELS)
+        one_of("optimizer", self.optimizer, OPTIMIZERS)
+        one_of("action", self.action, ACTION_TYPES)
+        one_of("reward", self.reward, REWARD_TYPES)
+        one_of("obs_transform", self.obs_transform, OBS_TRANSFORMS)
+        one_of("prediction_source", self.prediction_source, PREDICTION_SOURCES)
+        one_of("scale_per", self.scale_per, SCALE_PER)
+        if isinstance(self.features, str):
+            one_of("feature preset", self.features, FEATURE_PRESETS)
+            self.features = FEATURE_PRESETS[self.features]
+        self.features = tuple(self.features)
+        self.scale_range = tuple(float(v) for v in self.scale_range)
+        self.discrete_multipliers = tuple(float(v) for v in self.discrete_multipliers)
+        self.model_kwargs = dict(self.model_kwargs)
+        known = feature_table(1.0, 1.0, 2.0, 1.0)
+        bad = [f for f in self.features if f not in known]
+        if bad or not self.features:
+            raise ValueError(f"unknown feature(s) {bad or '(empty list)'}; allowed: {list(known)}")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError(f"features repeat a name: {list(self.features)}")
+        # Build the trainee on the meta device (no memory, no RNG draw) so that a typo in model_kwargs or a
+        # bad depth fails here rather than at the first reset.
+        with torch.device("meta"):
+            spec = DATASETS[self.dataset]
+            net = build_model(self.model, spec.channels, spec.image_size, spec.num_classes, **self.model_kwargs)
+        self._check_controlled(net)
+        if not self.initial_lr > 0:
+            raise ValueError(f"initial_lr must be > 0, got {self.initial_lr}")
+        if not 0 < self.lr_min < self.lr_max:
+            raise ValueError(f"need 0 < lr_min < lr_max, got lr_min={self.lr_min}, lr_max={self.lr_max}")
+        if not self.lr_min <= self.initial_lr <= self.lr_max:
+            raise ValueError(
+                f"initial_lr={self.initial_lr} lies outside [lr_min, lr_max]=[{self.lr_min}, {self.lr_max}]"
+            )
+        if self.eval_batch_size is None:
+            self.eval_batch_size = default_eval_chunk(self.model, self.device)
+        if self.precision == "fp32":
+            self.precision = None  # the default, spelled out: the same identity as leaving it null
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; allowed: {list(PRECISIONS)} or null (fp32)")
+        for name in ("steps_per_action", "episode_steps", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        lo, hi = self.scale_range  # two numbers: _check_types
+        if not 0 < lo <= hi:
+            raise ValueError(f"scale_range must be [low, high] with 0 < low <= high, got {list(self.scale_range)}")
+        if not self.discrete_multipliers or min(self.discrete_multipliers) <= 0:
+            raise ValueError(f"discrete_multipliers must be positive, got {list(self.discrete_multipliers)}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.max_loss <= 0 or self.weight_bound <= 0:
+            raise ValueError("max_loss and weight_bound must be > 0")
+        if self.divergence_loss is not None and not 0 < self.divergence_loss <= self.max_loss:
+            raise ValueError(f"divergence_loss must be in (0, max_loss], got {self.divergence_loss}")
+        self._check_reward_reference()
+        self._check_tasks()
+        if self.reference_cache_dir is not None:
+            if not isinstance(self.reference_cache_dir, str | os.PathLike):
+                raise ValueError(f"reference_cache_dir must be a folder path or null, got {self.reference_cache_dir!r}")
+            self.reference_cache_dir = os.fspath(self.reference_cache_dir)
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ValueError(f"torch_threads must be >= 1 or null, got {self.torch_threads}")
+        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} but CUDA is not available; use device=cpu or device=auto")
+        check_sizes(self.dataset, self.train_size, self.val_size, self.val_probe, self.test_size)
+        if self.train_size is not None and self.batch_size > self.train_size:
+            raise ValueError(f"batch_size={self.batch_size} exceeds train_size={self.train_size}")
+
+    def _check_types(self) -> None:
+        """Each field has the kind of value it needs, before any comparison could raise a TypeError or a float
+        count be rounded up silently. Integral floats (3.0) become ints; everything else keeps its type."""
+        for name in INT_FIELDS + OPTIONAL_INT_FIELDS:
+            value = getattr(self, name)
+            if value is None and name in OPTIONAL_INT_FIELDS:
+                continue
+            if not _is_real(value) or not math.isfinite(value) or value != int(value):
+                null = " or null" if name in OPTIONAL_INT_FIELDS else ""
+                raise ValueError(f"{name} must be an integer{null}, got {value!r}")
+            setattr(self, name, int(value))
+        for name in REAL_FIELDS + OPTIONAL_REAL_FIELDS:
+            value = getattr(self, name)
+            if not (_is_real(value) or (value is None and name in OPTIONAL_REAL_FIELDS)):
+                null = " or null" if name in OPTIONAL_REAL_FIELDS else ""
+                raise ValueError(f"{name} must be a number{null}, got {value!r}")
+        for name in BOOL_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in STR_FIELDS:
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
+        if not isinstance(self.model_kwargs, Mapping):
+            raise ValueError(f"model_kwargs must be a mapping of the model's options, got {self.model_kwargs!r}")
+        sr = self.scale_range
+        if isinstance(sr, str | bytes) or not isinstance(sr, Sequence) or len(sr) != 2 or not all(map(_is_real, sr)):
+            raise ValueError(f"scale_range must be two numbers [low, high], got {sr!r}")
+        dm = self.discrete_multipliers
+        if isinstance(dm, str | bytes) or not isinstance(dm, Sequence) or not all(map(_is_real, dm)):
+            raise ValueError(f"discrete_multipliers must be a list of numbers, got {dm!r}")
+
+    def _check_controlled(self, net: torch.nn.Module) -> None:
+        """controlled_params name modules of this trainee, and they hold layers to observe; other_lr needs them."""
+        cp = self.controlled_params
+        if cp is None:
+            if self.other_lr is not None:
+                raise ValueError(
+                    f"other_lr={self.other_lr} is the rate of the parameters not controlled, but controlled_params "
+                    "is null (the controller drives the whole network); set controlled_params or leave other_lr null"
+                )
+            return
+        if isinstance(cp, str | bytes) or not isinstance(cp, Sequence) or not cp:
+            raise ValueError(f"controlled_params must be a non-empty list of module names (e.g. [head]), got {cp!r}")
+        if not all(isinstance(p, str) and p for p in cp) or len(set(cp)) != len(cp):
+            raise ValueError(f"controlled_params must be distinct, non-empty module names, got {list(cp)!r}")
+        self.controlled_params = tuple(cp)
+        controlled, _ = split_params(net, self.controlled_params)
+        observed_of(controlled)
+        if self.other_lr is not None and not (math.isfinite(self.other_lr) and self.other_lr > 0):
+            raise ValueError(f"other_lr must be a finite rate > 0 or null (initial_lr), got {self.other_lr}")
+
+    def _check_reward_reference(self) -> None:
+        ref = self.reward_reference
+        example = "{kind: plateau, lr: 0.01, factor: 0.5, patience: 1}"
+        if isinstance(ref, str):
+            raise ValueError(
+                f"reward_reference must be a controller spec such as {example} or null, got the name {ref!r}; "
+                "rlsched.config.resolve_reward_reference turns a baseline name into its tuned spec"
+            )
+        if ref is None:
+            if self.reward == "paired_log":
+                raise ValueError(
+                    f"reward=paired_log needs reward_reference, the baseline it is paired with, e.g. {example}"
+                )
+            return
+        if not isinstance(ref, Mapping) or "kind" not in ref:
+            raise ValueError(f"reward_reference must be a controller spec with a 'kind', e.g. {example}; got {ref!r}")
+        # Whether the spec names a valid baseline is for the reference runner to say, when the env is built.
+        self.reward_reference = dict(ref)
+
+    def _check_tasks(self) -> None:
+        if self.task is not None and not isinstance(self.task, str):
+            raise ValueError(f"task must be a task name (a string) or null, got {self.task!r}")
+        if self.tasks is None:
+            return
+        ts = load_task_set(self.tasks)
+        self.tasks = ts.to_dict()
+        for name in ts.names:
+            self.task_config(name)  # each task is a valid env config with the set's spaces
+
+    def task_config(self, name: str) -> EnvConfig:
+        """The single-task config of task `name` of this config's task set."""
+        ts = load_task_set(self.tasks)
+        keep_chunk = getattr(self, "_eval_chunk_given", True)
+        base = {k: v for k, v in asdict(self).items() if k != "eval_batch_size" or keep_chunk}
+        try:
+            cfg = EnvConfig.from_kwargs(**task_env_kwargs(base, ts, name))
+        except ValueError as err:
+            raise ValueError(f"task {name!r} of task set {ts.name!r}: {err}") from err
+        return cfg
+
+    def make_splits(self, split_seed: int, device: torch.device) -> DataSplits:
+        """The data split of `split_seed` with this config's data set and subset sizes, on `device`."""
+        return make_splits(
+            self.dataset,
+            split_seed=split_seed,
+            data_dir=self.data_dir,
+            train_size=self.train_size,
+            val_size=self.val_size,
+            val_probe=self.val_probe,
+            test_size=self.test_size,
+            device=device,
+            verify_checksums=self.verify_checksums,
+        )
+
+    def to_dict(self) -> dict:
+        """Every field, tuples as lists; the fields added after run identities were first stored
+        (`LATER_FIELDS`) only when set, so that every earlier config keeps its identity and its stored runs."""
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        for k in LATER_FIELDS:
+            if d[k] is None:
+                del d[k]
+        return d
+
+
+class LRControlEnv(gym.Env):
+    """
+    ## Description
+
+    `rlsched/LRControl-v1`: one episode is one real training run of a small network (the *trainee*) on an image
+    data set; at every step the controller sets the learning rate, the trainee takes K optimizer steps
+    (`steps_per_action`), and the env reports how training goes. The task follows Xu et al., "Learning an
+    Adaptive Learning Rate Schedule" (2019), with the MDP fixes listed under Version History.
+
+    The env composes parts that each own one thing: the data splits and the `Trainee` (the network, its optimizer
+    and data order), the action map (rlsched.env.actions), the `Observer` (rlsched.env.observer) and the reward
+    (rlsched.env.rewards).
+
+    ## Action Space
+
+    Per `action` (default `"scale"`):
+
+    - `"scale"`: `Box(-1, 1, (1,), float32)`. a in [-1, 1] maps linearly to a multiplier m in `scale_range`
+      (default [0.965, 1.035]); the LR becomes lr * m**K with `scale_per="optimizer_step"` (the multiplier acts
+      at each of the K optimizer steps, the paper's per-step range), lr * m with `scale_per="env_step"`.
+    - `"discrete"`: `Discrete(len(discrete_multipliers))`; action i multiplies the LR by `discrete_multipliers[i]`
+      (default 1/1.05, 1, 1.05).
+    - `"log_lr"`: `Box(-1, 1, (1,), float32)`; a sets the LR itself, log-uniformly between `lr_min` and `lr_max`.
+    - `"prior_offset"`: `Box(-1, 1, (1,), float32)`; the LR is the prior schedule's rate times 10**a: warm-up +
+      cosine at `initial_lr` over `episode_steps` (10% linear warm-up from 0.1x, cosine to 0; untuned), so a = 0
+      follows the prior and the controller learns corrections (rlsched.env.actions.prior_schedule).
+
+    The LR is always clipped to [`lr_min`, `lr_max`] (default [1e-5, 0.1]); a NaN action is refused.
+
+    ## Observation Space
+
+    `Box(low, high, (n,), float32)` with one entry per name in `features` (default: the 10 below; `"paper"`: the
+    first 9, the authors' state; `val_accuracy` is optional). Every value is clipped into its declared bounds
+    (`max_loss` M = 100, `weight_bound` W = 100, eps = 1e-10); `obs_transform="symlog"` applies sign(x) log(1+|x|)
+    to values and bounds.
+
+    | Num | Feature                 | Meaning                                          | Bounds                    |
+    |-----|-------------------------|--------------------------------------------------|---------------------------|
+    | 0   | val_loss                | cross-entropy on the fixed validation probe      | [0, M]                    |
+    | 1   | pred_log_var_ema        | EMA of log variance of softmax predictions       | [log eps, 0]              |
+    | 2   | pred_change_log_var_ema | EMA of log variance of the predictions' change   | [log eps, 0]              |
+    | 3   | train_loss              | mean training loss over the K optimizer steps    | [0, M]                    |
+    | 4   | penult_weight_mean      | mean of the penultimate observed layer's weights | [-W, W]                   |
+    | 5   | penult_weight_var       | variance of the penultimate layer's weights      | [0, W²]                   |
+    | 6   | last_weight_mean        | mean of the last layer's weights                 | [-W, W]                   |
+    | 7   | last_weight_var         | variance of the last layer's weights             | [0, W²]                   |
+    | 8   | log10_lr                | log10 of the learning rate in use                | log10 of [lr_min, lr_max] |
+    | 9   | progress                | fraction of the episode taken, t / episode_steps | [0, 1]                    |
+    | -   | val_accuracy (optional) | accuracy on the validation probe                 | [0, 1]                    |
+
+    `features="invariant"`: the same 10, each independent of the task's scale (for task sets): `val_loss_rel` and
+    `train_loss_rel` (loss / ln C), the four weight statistics scaled by fan-in (`*_mean_scaled` = mean x sqrt
+    fan-in, `*_var_scaled` = variance x fan-in), `log10_lr_rel` (log10 of LR / initial_lr), the two prediction
+    EMAs and `progress` as above (rlsched.env.features.INVARIANT_FEATURES).
+
+    Predictions come from the training batch (`prediction_source="train"`, the paper's) or from the probe
+    (`"validation"`). With `controlled_params`, the observed layers are the controlled ones' last two.
+
+    ## Rewards
+
+    Per `reward` (L_t: the probe's validation loss after step t):
+
+    - `"neg_val_loss"` (default): -L_t every step.
+    - `"paper"`: `reward_baseline` - L_t every step (the authors', baseline 2).
+    - `"final_only"`: 0 until the last step, then minus the full validation loss.
+    - `"log_diff"`: log L_{t-1} - log L_t (telescopes to log(L_0 / L_T)).
+    - `"paired_log"`: log L_ref,t - log L_t against a baseline (`reward_reference`) run on the same trainee.
+
+    A diverged step pays as if the run stayed at `divergence_loss` (default 2 ln(classes)) for every step it will
+    not take, or `divergence_penalty` when set.
+
+    ## Starting State
+
+    `reset(seed=s)` draws the data split (unless `split_seed` fixes it), the trainee's initialization and its data
+    order from s; the LR starts at `initial_lr`. The first observation is the untrained network on the first
+    training batch and on the probe. A reward that needs the seed (paired_log) gets s; after `reset()` without a
+    seed it gets one drawn from the env's `np_random`, which then seeds the episode (`episode_seed` holds it).
+
+    With `tasks` (a task set, rlsched.env.tasks), `reset(seed=s)` first picks task `names[s % n]`, whose config
+    (data, model, optimizer, batch, horizon, K, initial LR) the episode then runs; `info["task"]` names it (for a
+    single-task env, the config's `task` label or None). A task-set episode with seed s is the single-task
+    episode of its task with seed s.
+
+    ## Episode End
+
+    1. Termination: the training budget is spent (`episode_steps` env steps): the trainee's run is over, a
+       terminal state, not a time limit, so `truncated` is always False and no TimeLimit wrapper is added.
+    2. Termination: divergence, a non-finite loss or feature, or a training or probe loss above `max_loss`;
+       the observation is then the last finite one and `info["diverged"]` is True.
+
+    At the end, `info` holds `final_val_loss`/`final_val_accuracy` (the full validation split, `final_val_eval`)
+    and `test_loss`/`test_accuracy` (`test_eval`); neither enters the observation or a reward (final_only aside).
+
+    ## Arguments
+
+    ```python
+    import gymnasium as gym
+    import rlsched  # registers rlsched/LRControl-v1
+    env = gym.make("rlsched/LRControl-v1", model="mlp", episode_steps=20, render_mode="rgb_array")
+    ```
+
+    Every keyword is a field of `rlsched.env.lr_control.EnvConfig` (data set and sizes, model, optimizer, K, episode
+    length, action, features, reward, device, precision), validated at construction; an unknown one is a
+    `ValueError` naming the allowed ones. `reference_runner` runs paired_log's reference baseline (default: the
+    installed one, see rlsched.env.reference). `render_mode`: None or `"rgb_array"` (an image of the episode so far:
+    the learning rate and the probe's validation loss against the step, drawn with matplotlib's Agg backend).
+
+    ## Version History
+
+    - v1: the current MDP: the budget's end is terminal (not truncated), the `progress` feature is in the
+      default observation, and the `scale` range applies per optimizer step (`scale_per="optimizer_step"`).
+      `render_mode="rgb_array"` and the Gymnasium vector entry point came with it.
+      Added in v1 without changing its defaults: task sets (`tasks`, `info["task"]`), `features="invariant"`, the
+      `prior_offset` action, the optimizers `schedulefree_adamw`, `prodigy`, `dadapt_adam`.
+    - v0: the first version: the budget's end was a truncation (SB3 bootstrapped past the end of training),
+      the observation was the paper's 9 features, the `scale` range applied once per env step. Retired:
+      `gym.make("rlsched/LRControl-v0")` refuses and points to v1.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None, reference_runner: ReferenceRunner | None = None, **kwargs):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"unknown render_mode {render_mode!r}; allowed: None or one of {self.metadata['render_modes']}"
+            )
+        self.render_mode = render_mode
+        self.cfg = cfg = EnvConfig.from_kwargs(**kwargs)
+        self._reference_runner = reference_runner
+        if cfg.torch_threads is not None:
+            torch.set_num_threads(cfg.torch_threads)
+        dev = cfg.device
+        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev)
+        # A task set: one single-task config per task, whose parts are swapped in at each reset.
+        self.task_set = load_task_set(cfg.tasks) if cfg.tasks is not None else None
+        self._task_cfgs = {n: cfg.task_config(n) for n in self.task_set.names} if self.task_set else {}
+        self._task_parts: dict[str | None, tuple] = {}
+        self._use_task(self.task_set.names[0] if self.task_set else None)
+        self.observation_space = self.observer.space
+        self.action_space = self.action_map.space
+        for name in self._task_cfgs:
+            self._use_task(name)
+            if self.observer.space != self.observation_space or self.action_map.space != self.action_space:
+                raise ValueError(f"task {name!r} changes the observation or action space of its task set")
+        if self.task_set:
+            self._use_task(self.task_set.names[0])
+        # Fail on missing data here, at construction, not at the first reset.
+        split_seed = 0 if cfg.split_seed is None else cfg.split_seed
+        for task_cfg in self._task_cfgs.values():
+            require_data(task_cfg.dataset, task_cfg.data_dir, task_cfg.verify_checksums)
+        self._splits = self._make_splits(split_seed)
+        self._splits_key = self._split_key(split_seed)
+        self.trainee: Trainee | None = None
+        self.episode_seed: int | None = None
+        self.lr = self.cfg.initial_lr
+        self.t = 0
+        self._needs_reset = True
+        self._history: list[tuple[int, float, float]] = []  # (step, lr, probe val loss) for render()
+
+    def _use_task(self, name: str | None) -> None:
+        """Make task `name` (None: the env's only task) the current one: its config, observer, action map and
+        reward. Its parts are built once and kept."""
+        if name not in self._task_parts:
+            cfg = self.cfg if name is None else self._task_cfgs[name]
+            spec = DATASETS[cfg.dataset]
+            div_loss = cfg.divergence_loss or 2.0 * math.log(spec.num_classes)
+            observer = Observer.from_config(cfg)
+            reward = make_reward(cfg, div_loss, self._reference_runner)
+            self._task_parts[name] = (cfg, spec, div_loss, observer, make_action_map(cfg), reward)
+        cfg, self.spec_data, self.div_loss, self.observer, self.action_map, self.reward_fn = self._task_parts[name]
+        if name is not None:
+            self.cfg = cfg
+        self.task = name if name is not None else self.cfg.task
+        self.feature_names: list[str] = self.observer.feature_names
+
+    # ----- public helpers used by controllers and the harness -------------------------------------------
+    @property
+    def steps_per_epoch(self) -> float:
+        """Env steps per pass over the training split."""
+        return (self._splits.train_size // self.cfg.batch_size) / self.cfg.steps_per_action
+
+    def action_to_lr(self, action) -> float:
+        return self.action_map.to_lr(self.lr, action, self.t)
+
+    def step(self, action):
+        return self.step_lr(self.action_to_lr(action))
+
+    # ----- gymnasium API ---------------------------------------------------------------------------------
+    def _make_splits(self, split_seed: int):
+        return self.cfg.make_splits(split_seed, self.device)
+
+    def _split_key(self, split_seed: int) -> tuple:
+        c = self.cfg
+        return (c.dataset, c.train_size, c.val_size, c.val_probe, c.test_size, split_seed)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is None and self.reward_fn.needs_episode_seed:
+            super().reset()  # creates np_random on a fresh env; leaves a seeded one as it is
+            seed = int(self.np_random.integers(0, 2**31 - 1))
+        super().reset(seed=seed)
+        self.episode_seed = seed
+        if self.task_set is not None:
+            if seed is None:  # the task follows the seed; without one, draw both from the env's stream
+                seed = self.episode_seed = int(self.np_random.integers(0, 2**31 - 1))
+                super().reset(seed=seed)
+            self._use_task(self.task_set.task_for_seed(seed))
+        cfg = self.cfg
+        # One episode seed -> independent streams for the split, the initialization and the data order.
+        init_seed, order_seed, split_seed = (int(s) for s in self.np_random.integers(0, 2**31 - 1, size=3))
+        if cfg.split_seed is not None:
+            split_seed = cfg.split_seed
+        if self._split_key(split_seed) != self._splits_key:
+            self._splits, self._splits_key = self._make_splits(split_seed), self._split_key(split_seed)
+        self.trainee = Trainee.from_config(
+            cfg, self._splits, init_seed=init_seed, order_seed=order_seed, device=self.device
+        )
+        self.lr, self.t, self._needs_reset = cfg.initial_lr, 0, False
+        self.observer.reset()
+        # Initial state: the untrained model on the first training rows and on the probe.
+        x, y = self._splits.train_batch(torch.arange(cfg.batch_size, device=self.device))
+        train_loss, _, train_logits = self.trainee.evaluate(x, y)
+        obs, raw = self._observe(train_loss, train_logits)
+        self._last_obs = obs
+        self.reward_fn.reset(raw["val_loss"], seed)
+        info = self._info(raw)
+        self._history = [(0, info["lr"], info["val_loss"])]
+        return obs, info
+
+    def step_lr(self, lr: float):
+        """Advance one env step at learning rate `lr` (clipped to [lr_min, lr_max]).
+
+        Baselines that set the rate themselves use this, whatever the action type."""
+        if self._needs_reset or self.trainee is None:
+            raise RuntimeError("step() called before reset() or after the episode ended; call reset() first")
+        cfg = self.cfg
+        lr = float(lr)
+        if math.isnan(lr):
+            raise ValueError("step_lr got lr=NaN; pass a learning rate (it is clipped to [lr_min, lr_max])")
+        self.lr = clip(lr, cfg.lr_min, cfg.lr_max)
+        self.trainee.set_lr(self.lr)
+        result = self.trainee.train(cfg.steps_per_action)
+        self.t += 1
+        obs, raw = self._observe(result.train_loss, result.last_logits)
+        diverged = (
+            not all(math.isfinite(v) for v in raw.values()) or max(raw["train_loss"], raw["val_loss"]) > cfg.max_loss
+        )
+        # The end of the training budget ends the task: the trainee's run is over. It is a terminal state, not a
+        # time limit imposed from outside (`truncated` would make SB3 bootstrap gamma * V(last obs) into the last
+        # reward, a value extrapolated past the end of training). Divergence is terminal too.
+        budget_spent = self.t >= cfg.episode_steps
+        terminated = diverged or budget_spent
+        info = self._info(raw)
+        info["diverged"] = diverged
+        self._history.append((self.t, info["lr"], info["val_loss"]))
+        if terminated:
+            self._needs_reset = True
+            info.update(self._final_eval())
+        if diverged:
+            # The last finite state, copied: returning the array already handed out aliases two observations.
+            obs = self._last_obs.copy()
+            reward = self.reward_fn.divergence(self.t)
+        else:
+            self._last_obs = obs
+            reward = self.reward_fn.step(raw["val_loss"], budget_spent, info)
+        return obs, float(reward), terminated, False, info
+
+    def render(self) -> np.ndarray | None:
+        """With render_mode="rgb_array": an (H, W, 3) uint8 image of the episode so far, the LR and the probe's
+        validation loss against the step; None without a render mode (as Gymnasium's own envs do)."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; make the env with render_mode='rgb_array'")
+            return None
+        from rlsched.env.render import episode_image  # lazily: matplotlib only for those who render
+
+        return episode_image(self._history, self.cfg.lr_min, self.cfg.lr_max, self.cfg.episode_steps)
+
+    # ----- internals -------------------------------------------------------------------------------------
+    def _observe(self, train_loss: torch.Tensor, train_logits: torch.Tensor) -> tuple[np.ndarray, dict]:
+        s, tr = self._splits, self.trainee
+        val_loss, val_acc, val_logits = tr.evaluate(s.x_probe, s.y_probe)
+        return self.observer.observe(
+            train_loss=train_loss,
+            train_logits=train_logits,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            val_logits=val_logits,
+            observed_params=tr.observed_params,
+            lr=self.lr,
+            t=self.t,
+        )
+
+    def _info(self, raw: dict) -> dict:
+        tr = self.trainee
+        return {
+            "task": self.task,
+            "step": self.t,
+            "lr": self.lr,
+            "train_loss": raw["train_loss"],
+            "val_loss": raw["val_loss"],
+            "val_accuracy": raw["val_accuracy"],
+            "optimizer_steps": tr.optimizer_steps,
+            "epoch": tr.optimizer_steps / tr.batches_per_epoch,
+        }
+
+    def _eval_split(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        loss, acc, _ = self.trainee.evaluate(x, y)
+        return float(loss), float(acc)
+
+    def _final_eval(self) -> dict:
+        cfg, s = self.cfg, self._splits
+        out: dict = {}
+        if cfg.final_val_eval:
+            out["final_val_loss"], out["final_val_accuracy"] = self._eval_split(s.x_val, s.y_val)
+        if cfg.test_eval:
+            out["test_loss"], out["test_accuracy"] = self._eval_split(s.x_test, s.y_test)
+        return out
