@@ -177,12 +177,17 @@ def check_pairing(rows: pd.DataFrame) -> None:
 
 
 def _delta_rows(rows: pd.DataFrame, learned: Sequence[str], methods: Sequence[str], metric: str) -> list[dict]:
+    """Per task and method: Δ of the learned controllers that have results on that task (a task still being
+    evaluated shows the ones finished so far; its n_ppo_seeds says how many)."""
     out = []
     for task, df in rows.groupby("task", sort=False):
+        here = [c for c in learned if c in set(df["controller"])]
+        if not here:
+            continue
         for m in methods:
             if m not in set(df["controller"]):
                 continue
-            d = protocol.difference_matrix(df, list(learned), m, metric)
+            d = protocol.difference_matrix(df, here, m, metric)
             s = protocol.summarize_configuration(d)
             out.append({"task": task, "method": m, "method_mean": df[df.controller == m][metric].mean()} | s)
     return out
@@ -192,8 +197,8 @@ def across_tasks(rows: pd.DataFrame, learned: Sequence[str], method: str, metric
     """Δ averaged over tasks: per PPO seed, the mean over tasks of its mean Δ; t interval over PPO seeds."""
     per_seed = []
     for _, df in rows.groupby("task", sort=False):
-        if method not in set(df["controller"]):
-            return {}
+        if method not in set(df["controller"]) or not set(learned) <= set(df["controller"]):
+            return {}  # only over tasks where every learned controller and the method have run
         per_seed.append(protocol.difference_matrix(df, list(learned), method, metric).mean(axis=1))
     v = pd.concat(per_seed, axis=1).mean(axis=1).to_numpy()
     mean, _, lo, hi = stats.t_interval(v)
