@@ -96,7 +96,6 @@ def test_record_video_writes_an_episode(tiny_env_kwargs, tmp_path):
     ("vec_env_cls", "env_id", "start_method"),
     [
         (DummyVecEnv, ENV_ID, None),
-        (SubprocVecEnv, ENV_ID, "fork"),  # forked workers inherit the registration
         # Fresh workers import rlsched from the id's prefix (~20 s: each worker imports torch and loads the data).
         pytest.param(SubprocVecEnv, f"rlsched.env:{ENV_ID}", "forkserver", marks=pytest.mark.slow),
     ],
@@ -118,6 +117,31 @@ def test_sb3_make_vec_env_by_id(tiny_env_kwargs, vec_env_cls, env_id, start_meth
         assert all(i["episode"]["l"] == tiny_env_kwargs["episode_steps"] for i in infos)
     finally:
         venv.close()
+
+
+def test_sb3_subproc_vec_env_by_id_with_forked_workers(tiny_env_kwargs):
+    """SubprocVecEnv with forked workers (which inherit the registration), in a fresh interpreter: a fork after
+    torch's OpenMP pool has started (as in this test process) can deadlock the child, so fork only from a process
+    that has not yet run torch's parallel kernels, or use forkserver/spawn with the `rlsched.env:` id prefix."""
+    import subprocess
+    import sys
+
+    script = f"""
+import numpy as np, rlsched
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import SubprocVecEnv
+venv = make_vec_env({ENV_ID!r}, n_envs=2, seed=3, env_kwargs={tiny_env_kwargs!r}, vec_env_cls=SubprocVecEnv,
+                    vec_env_kwargs={{"start_method": "fork"}})
+obs = venv.reset()
+for _ in range({tiny_env_kwargs["episode_steps"]}):
+    obs, r, dones, infos = venv.step(np.zeros((2, 1), dtype=np.float32))
+print(obs.shape, bool(dones.all()), [i["episode"]["l"] for i in infos])
+venv.close()
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    steps = tiny_env_kwargs["episode_steps"]
+    assert out.stdout.strip().splitlines()[-1] == f"(2, 10) True [{steps}, {steps}]"
 
 
 # ----- Gymnasium's vector entry point ----------------------------------------------------------------------------
