@@ -292,7 +292,7 @@ def test_bad_arguments_are_refused(env_kwargs, artifact):
 
 
 def test_loading_needs_no_hydra_wandb_or_data():
-    """The committed (old, 9-feature) demo controller drives a torch model on random tensors in a fresh process
+    """The committed demo controller (the current MDP's 10 features, scale per optimizer step) drives a torch model on random tensors in a fresh process
     that never imports Hydra, OmegaConf or W&B; `import rlsched` alone imports none of LearnedLR's modules."""
     code = """
 import sys, torch, rlsched
@@ -305,7 +305,7 @@ sched = rlsched.LearnedLR(opt, "docs/results/demo_controller", model=net, probe=
 for _ in range(10):
     logits = net(x); loss = torch.nn.functional.cross_entropy(logits, y)
     opt.zero_grad(); loss.backward(); opt.step(); sched.step(loss, logits)
-assert sched.steps_per_action == 5 and sched.cfg.scale_per == "env_step"
+assert sched.steps_per_action == 5 and sched.cfg.scale_per == "optimizer_step" and len(sched.cfg.features) == 10
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {"hydra", "omegaconf", "wandb"})
 assert not heavy, heavy
 print("lr", sched.get_last_lr())

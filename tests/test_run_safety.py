@@ -180,7 +180,7 @@ def test_crafted_pickles_do_not_run_through_benchmark_transfer_or_learned_lr(tmp
     for what, art in copies.items():
         load_artifact(art)  # transfer.py's path
         ctrl = LearnedController(art)  # benchmark.py's path
-        assert ctrl.act(np.zeros(9, dtype=np.float32), {}) is not None
+        assert ctrl.act(np.zeros(ctrl.artifact.meta["obs_shape"], dtype=np.float32), {}) is not None
         net = torch.nn.Sequential(
             torch.nn.Flatten(), torch.nn.Linear(784, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10)
         )
@@ -219,7 +219,7 @@ def test_legacy_artifact_loads_only_with_trust(tmp_path):
     with pytest.raises(ArtifactError, match=r"convert_artifact\.py .*trust=True"):
         load_artifact(art)
     trusted, safe = load_artifact(art, trust=True), load_artifact(DEMO)
-    obs = np.random.default_rng(0).normal(scale=3.0, size=(64, 9)).astype(np.float32)
+    obs = np.random.default_rng(0).normal(scale=3.0, size=(64, *safe.meta["obs_shape"])).astype(np.float32)
     for o in obs:  # the converted, committed demo answers exactly as SB3's own loader
         assert np.array_equal(trusted.predict(o)[0], safe.predict(o)[0])
 
