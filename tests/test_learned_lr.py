@@ -293,7 +293,8 @@ def test_bad_arguments_are_refused(env_kwargs, artifact):
 
 def test_loading_needs_no_hydra_wandb_or_data():
     """The committed demo controller (the current MDP's 10 features, scale per optimizer step) drives a torch
-    model on random tensors in a fresh process that never imports Hydra, OmegaConf or W&B; `import rlsched` alone imports none of LearnedLR's modules."""
+    model on random tensors in a fresh process that never imports Hydra, OmegaConf or W&B; `import rlsched`
+    alone imports none of LearnedLR's modules."""
     code = """
 import sys, torch, rlsched
 assert "rlsched.control.learned_lr" not in sys.modules and "stable_baselines3" not in sys.modules
