@@ -9,7 +9,7 @@ as SB3's does on random observations. Nothing else in the folder changes.
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,9 @@ def convert(path: Path, n_checks: int = 256) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        raise SystemExit(__doc__)
-    for arg in sys.argv[1:]:
-        convert(Path(arg))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", nargs="+", type=Path, help="artifact folders (each with meta.json)")
+    for folder in ap.parse_args().folders:
+        if not (folder / "meta.json").is_file():
+            raise SystemExit(f"{folder} is not a controller artifact (no meta.json); pass the controller/ folder")
+        convert(folder)

@@ -8,9 +8,9 @@ Only for a file you know was tuned on exactly that task: the record is what late
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -36,4 +36,11 @@ def main(old: Path, env_json: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("tuned_file", type=Path, help="the old tuned-settings YAML")
+    ap.add_argument("env_json", type=Path, help="the env config (JSON) of the task it was tuned on")
+    args = ap.parse_args()
+    for p in (args.tuned_file, args.env_json):
+        if not p.is_file():
+            raise SystemExit(f"{p} does not exist")
+    main(args.tuned_file, args.env_json)
