@@ -82,7 +82,8 @@ def plot_selection_curves(runs: Mapping[str, Sequence[Path]], path: Path) -> Pat
     ax_std.set_ylabel("policy std")
     for a in (ax, ax_std):
         a.grid(True, alpha=0.3)
-        a.legend(fontsize="x-small")
+        if a.get_legend_handles_labels()[0]:  # the std panel is empty when SB3 logged no std
+            a.legend(fontsize="x-small")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
