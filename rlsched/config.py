@@ -18,7 +18,7 @@ from rlsched.control import (
     make_controller,
     reference,  # noqa: F401  (installs the paired reward's reference runner)
 )
-from rlsched.env.lr_control import EnvConfig
+from rlsched.env.config import TRAINING_FIELDS, EnvConfig
 
 register_configs()  # before any composition: conf/agent/*.yaml start from the structured schema
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -48,27 +48,13 @@ def task_key(env_kw: Mapping[str, Any]) -> str:
     return key
 
 
-# Env settings that change a baseline's run, so that settings tuned for one value are not tuned for another. Left
+# TRAINING_FIELDS (rlsched.env.config): the trainee's training setup, which names a tuning study. TASK_FIELDS adds
+# the rest of what changes a baseline's run, so that settings tuned for one value are not tuned for another. Left
 # out: what only a learned controller sees or earns (features, action, reward, obs_transform), initial_lr (every
 # baseline sets its own rate before the first step; it counts as other_lr where that defaults to it), the final
 # evaluations, and where or on which device the task runs.
 TASK_FIELDS = (
-    "dataset",
-    "model",
-    "model_kwargs",
-    "optimizer",
-    "momentum",
-    "weight_decay",
-    "batch_size",
-    "steps_per_action",
-    "episode_steps",
-    "train_size",
-    "val_size",
-    "val_probe",
-    "split_seed",
-    "lr_min",
-    "lr_max",
-    "divergence_loss",
+    *TRAINING_FIELDS,
     "max_loss",
     "weight_bound",
     "controlled_params",

@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 from rlsched.bench.harness import run_episode
 from rlsched.config import PROJECT_ROOT, TASK_RECORD, check_tuned_record, task_config, task_key, to_dict, tuned_file
 from rlsched.control import BASELINES, make_controller
+from rlsched.env.config import TRAINING_FIELDS
 from rlsched.env.lr_control import EnvConfig, LRControlEnv
 from rlsched.env.seeds import check_disjoint, seed_block
 from rlsched.identity import differing_keys
@@ -41,25 +42,6 @@ TRIALS_FILE = "trials.csv"
 BEST_FILE = "best.csv"
 SETTINGS_FILE = "settings.json"
 EDGE_TOL = 0.02  # a winner this close to a range end (as a share of the range, log space for log ranges) warns
-# Env settings that change a baseline's run (the rest shape only what a learned controller sees and earns).
-TRAINING_FIELDS = (
-    "dataset",
-    "model",
-    "model_kwargs",
-    "optimizer",
-    "momentum",
-    "weight_decay",
-    "batch_size",
-    "steps_per_action",
-    "episode_steps",
-    "train_size",
-    "val_size",
-    "val_probe",
-    "split_seed",
-    "lr_min",
-    "lr_max",
-    "divergence_loss",
-)
 # Searched as a share of the LR, so that the floor scales with the rate it anneals from.
 ETA_MIN_FRAC = "eta_min_frac"
 

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from rlsched.env.options import ACTION_TYPES
+
 if TYPE_CHECKING:
-    from rlsched.env.lr_control import EnvConfig
+    from rlsched.env.config import EnvConfig
 
 
 def clip(value: float, low: float, high: float) -> float:
@@ -143,7 +145,7 @@ ACTION_MAPS: dict[str, Callable[[EnvConfig], ActionMap]] = {
     "log_lr": LogLRAction.from_config,
     "prior_offset": PriorOffsetAction.from_config,
 }
-ACTION_TYPES = tuple(ACTION_MAPS)
+assert tuple(ACTION_MAPS) == ACTION_TYPES, "rlsched.env.options.ACTION_TYPES names the action maps"
 
 
 def make_action_map(cfg: EnvConfig) -> ActionMap:

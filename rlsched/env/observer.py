@@ -29,11 +29,11 @@ from rlsched.env.features import (
     log_var,
     symlog,
 )
+from rlsched.env.options import PREDICTION_SOURCES
 
 if TYPE_CHECKING:
-    from rlsched.env.lr_control import EnvConfig
+    from rlsched.env.config import EnvConfig
 
-PREDICTION_SOURCES = ("train", "validation")
 
 
 def _clip(value: float, low: float, high: float) -> float:

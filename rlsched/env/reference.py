@@ -24,14 +24,12 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 
+from rlsched.env.config import EnvConfig
 from rlsched.io import atomic_write_text
-
-if TYPE_CHECKING:
-    from rlsched.env.lr_control import EnvConfig
 
 # Fields that say where data lies, how many threads run or where curves are cached: they change no number.
 PLACE_FIELDS = ("data_dir", "verify_checksums", "torch_threads", "reference_cache_dir")
@@ -109,7 +107,7 @@ def reference_env_config(cfg: EnvConfig) -> EnvConfig:
     """The env a reference run uses: `cfg` with the reward fields at their defaults, no reference, no final
     evaluation. Everything that shapes the trainee's trajectory (data, model, optimizer, budget, LR bounds,
     divergence threshold, device) is kept."""
-    default = type(cfg)()  # the EnvConfig class, without importing the module that imports this one
+    default = EnvConfig()
     return replace(
         cfg,
         reward="neg_val_loss",

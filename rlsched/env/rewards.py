@@ -12,10 +12,11 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rlsched.env.options import REWARD_TYPES
 from rlsched.env.reference import ReferenceRunner, reference_provider
 
 if TYPE_CHECKING:
-    from rlsched.env.lr_control import EnvConfig
+    from rlsched.env.config import EnvConfig
 
 LOSS_FLOOR = 1e-12  # keeps log(loss) finite for the log rewards
 
@@ -158,7 +159,7 @@ REWARDS: dict[str, Callable[[EnvConfig, float, ReferenceRunner | None], Reward]]
     "log_diff": lambda cfg, div, _: LogDiff(cfg.episode_steps, div, cfg.divergence_penalty),
     "paired_log": _paired_log,
 }
-REWARD_TYPES = tuple(REWARDS)
+assert tuple(REWARDS) == REWARD_TYPES, "rlsched.env.options.REWARD_TYPES names the rewards"
 
 
 def make_reward(cfg: EnvConfig, div_loss: float, reference_runner: ReferenceRunner | None = None) -> Reward:
