@@ -7,6 +7,7 @@ observation is clipped into them, so the Box the env declares is the Box it retu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,10 +92,10 @@ INVARIANT_FEATURES = (
 FEATURE_PRESETS = {"default": DEFAULT_FEATURES, "paper": PAPER_FEATURES, "invariant": INVARIANT_FEATURES}
 
 
-def fan_in(param: torch.Tensor, fallback: int = 1) -> int:
-    """Inputs per output unit of a weight (its elements past the first dimension); a 1-D bias gets `fallback`
-    (the fan-in of its layer's weight)."""
-    return int(param[0].numel()) if param.dim() >= 2 else fallback
+def fan_in(shape: Sequence[int], fallback: int = 1) -> int:
+    """Inputs per output unit of a weight of this shape (its elements past the first dimension); a 1-D bias gets
+    `fallback` (the fan-in of its layer's weight)."""
+    return math.prod(shape[1:]) if len(shape) >= 2 else fallback
 
 
 def add_invariant(raw: dict, *, num_classes: int, fan_in_penult: int, fan_in_last: int, initial_lr: float) -> dict:

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from rlsched.env.features import (
+    DEFAULT_FEATURES,
+    INVARIANT_FEATURES,
     LOG_EPS,
     OBS_TRANSFORMS,
     add_invariant,
@@ -75,6 +77,7 @@ class Observer:
         self.feature_names: list[str] = list(feature_names)
         self.horizon = horizon
         self.initial_lr = initial_lr
+        self._invariant = bool(set(self.feature_names) & set(INVARIANT_FEATURES) - set(DEFAULT_FEATURES))
         self.ema_decay = ema_decay
         self.prediction_source = prediction_source
         self.symlog = obs_transform == "symlog"
@@ -104,8 +107,10 @@ class Observer:
 
     def add_invariant(self, raw: dict, num_classes: int, penult_shape: torch.Size, last_shape: torch.Size) -> dict:
         """`raw` with the task-invariant features (rlsched.env.features.add_invariant) for layers of these shapes."""
-        f_penult = fan_in(torch.empty(penult_shape, device="meta"))
-        f_last = fan_in(torch.empty(last_shape, device="meta"), fallback=f_penult)
+        if not self._invariant:  # none of them observed: nothing to compute on the step's path
+            return raw
+        f_penult = fan_in(penult_shape)
+        f_last = fan_in(last_shape, fallback=f_penult)
         return add_invariant(
             raw, num_classes=num_classes, fan_in_penult=f_penult, fan_in_last=f_last, initial_lr=self.initial_lr
         )
