@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> float:
     env_cfg = resolve_reward_reference(cfg.env, cfg.baselines, cfg.benchmark.tuned_dir)
     train_env = EnvConfig.from_kwargs(**{**env_cfg, "test_eval": False})  # no test set in training
     run = TrainingRun(train_env, to_dict(cfg.agent), cfg.out_dir, seed=cfg.seed)
-    require_env_data(train_env.to_dict())
+    require_env_data(train_env)
     eval_kw = env_kwargs(env_cfg)
     if cfg.benchmark.enabled:  # a typo in the benchmark's controllers must not cost a finished training
         build_baselines(list(cfg.benchmark.controllers), cfg.baselines, eval_kw, use_tuned=False)

@@ -11,7 +11,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from rlsched.agent_config import register_configs
 from rlsched.control import (
     BASELINES,
     Controller,
@@ -19,10 +18,12 @@ from rlsched.control import (
     reference,  # noqa: F401  (installs the paired reward's reference runner)
 )
 from rlsched.env.config import TRAINING_FIELDS, EnvConfig
+from rlsched.schema import register_configs
 
-register_configs()  # before any composition: conf/agent/*.yaml start from the structured schema
+register_configs()  # before any composition: conf/agent and conf/env start from the structured schemas
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TUNED_DIR = PROJECT_ROOT / "conf" / "tuned"
+EnvLike = EnvConfig | Mapping[str, Any]  # a built config (passed on as it is) or its keywords (validated once)
 
 
 def to_dict(cfg: Any) -> Any:
@@ -36,9 +37,9 @@ def env_kwargs(env_cfg: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
     return kw
 
 
-def task_key(env_kw: Mapping[str, Any]) -> str:
+def task_key(env_kw: EnvLike) -> str:
     """A readable name of a task: data, model, optimizer, budget (`tuned_key` adds what it leaves out)."""
-    c = EnvConfig.from_kwargs(**env_kw)
+    c = EnvConfig.coerce(env_kw)
     if c.tasks is not None:  # one setting for every task of the set (tuned on the set, applied to held-out tasks)
         return f"taskset_{c.tasks['name']}_{c.optimizer}_K{c.steps_per_action}"
     n = "all" if c.train_size is None else c.train_size
@@ -64,9 +65,9 @@ TASK_FIELDS = (
 TASK_RECORD = "_task"  # the key of a tuned file's record of its task (TASK_FIELDS' values)
 
 
-def task_config(env_kw: Mapping[str, Any]) -> dict[str, Any]:
+def task_config(env_kw: EnvLike) -> dict[str, Any]:
     """The values of TASK_FIELDS for this env config (JSON-normal: lists, not tuples)."""
-    c = EnvConfig.from_kwargs(**env_kw)
+    c = EnvConfig.coerce(env_kw)
     task = {k: getattr(c, k) for k in TASK_FIELDS}
     if not c.controlled_params:
         task["controlled_params"] = task["other_lr"] = None  # other_lr means nothing when all follow the schedule
@@ -77,13 +78,14 @@ def task_config(env_kw: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(task))
 
 
-def tuned_key(env_kw: Mapping[str, Any]) -> str:
+def tuned_key(env_kw: EnvLike) -> str:
     """`task_key` plus a short hash of `task_config`: two variants of a task never share tuned settings."""
-    blob = json.dumps(task_config(env_kw), sort_keys=True)
-    return f"{task_key(env_kw)}_{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
+    cfg = EnvConfig.coerce(env_kw)
+    blob = json.dumps(task_config(cfg), sort_keys=True)
+    return f"{task_key(cfg)}_{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
 
 
-def tuned_file(env_kw: Mapping[str, Any], tuned_dir: str | Path | None = None) -> Path:
+def tuned_file(env_kw: EnvLike, tuned_dir: str | Path | None = None) -> Path:
     return Path(tuned_dir or DEFAULT_TUNED_DIR) / f"{tuned_key(env_kw)}.yaml"
 
 
@@ -102,7 +104,7 @@ def task_differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) ->
     )
 
 
-def check_tuned_record(path: Path, record: Any, env_kw: Mapping[str, Any]) -> None:
+def check_tuned_record(path: Path, record: Any, env_kw: EnvLike) -> None:
     """Refuse a tuned file whose task record is missing or names another task, naming the differing keys."""
     current = task_config(env_kw)
     if not isinstance(record, Mapping):
@@ -119,7 +121,7 @@ def check_tuned_record(path: Path, record: Any, env_kw: Mapping[str, Any]) -> No
         )
 
 
-def load_tuned(env_kw: Mapping[str, Any], tuned_dir: str | Path | None = None) -> dict[str, dict]:
+def load_tuned(env_kw: EnvLike, tuned_dir: str | Path | None = None) -> dict[str, dict]:
     """The tuned settings of this task, by baseline name ({} when it has none: callers warn by name)."""
     path = tuned_file(env_kw, tuned_dir)
     if not path.is_file():

@@ -1,7 +1,8 @@
 """The package's import graph has no cycle: every import (module level or inside a function) points down the layers.
 
-Parsed from the source with `ast`, so an import hidden inside a function counts like any other. Imports under
-`if TYPE_CHECKING:` are left out: they never run, and annotations may name a type from any layer. An import
+Parsed from the source with `ast`, so an import hidden inside a function counts like any other, and so does one
+under `if TYPE_CHECKING:`: it never runs, but a type named across the layers is a dependency all the same (the env's
+parts name `EnvConfig` from rlsched.env.config, below the env that imports them). An import
 `a.b.c` is an edge to module a.b.c only: Python also runs the packages a and a.b first, but counting those would
 turn every package that re-exports its submodules into a cycle of its own.
 """
@@ -29,23 +30,11 @@ def module_files() -> dict[str, Path]:
     return out
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(tree: ast.AST):
-    """Every import node outside `if TYPE_CHECKING:` blocks, at any depth (functions, classes, branches)."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            stack.extend(node.orelse)
-            continue
+    """Every import node, at any depth (functions, classes, branches, `if TYPE_CHECKING:` blocks)."""
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node
-        stack.extend(ast.iter_child_nodes(node))
 
 
 def import_graph(files: dict[str, Path]) -> dict[str, set[str]]:
@@ -124,17 +113,19 @@ def test_the_env_reaches_no_controller(graph):
         assert not reachable(graph, env_module) & controllers, f"{env_module} reaches rlsched.control"
 
 
-def test_the_cycle_finder_finds_cycles_hidden_in_functions(tmp_path):
-    """The check above could only pass vacuously if the parser missed function-level imports: it does not."""
+def test_the_cycle_finder_finds_cycles_hidden_in_functions_and_type_checking_blocks(tmp_path):
+    """The check above could only pass vacuously if the parser missed function-level or type-only imports."""
     (tmp_path / "a.py").write_text("def f():\n    from b import x\n")
     (tmp_path / "b.py").write_text("import c\n")
-    (tmp_path / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import b\nimport a\n")
+    (tmp_path / "c.py").write_text("import a\n")
     files = {p.stem: p for p in tmp_path.glob("*.py")}
     g = import_graph(files)
     assert g == {"a": {"b"}, "b": {"c"}, "c": {"a"}}
     assert find_cycle(g) == ["a", "b", "c", "a"]
-    (tmp_path / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import a\n")
+    (tmp_path / "c.py").write_text("import typing\n")
     assert find_cycle(import_graph(files)) is None
+    (tmp_path / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import a\n")
+    assert find_cycle(import_graph(files)) == ["a", "b", "c", "a"]
 
 
 LAYERS = ("env", "control", "train", "bench")  # each may import the ones before it (and rlsched's top modules)

@@ -20,7 +20,7 @@ from rlsched.tracking import Tracker
 
 def require_env_data(env_kw: Mapping[str, Any]) -> None:
     """DataNotFoundError now if the env's data set cannot be had; entry points call it before making folders."""
-    cfg = EnvConfig.from_kwargs(**dict(env_kw))
+    cfg = EnvConfig.coerce(env_kw)
     require_data(cfg.dataset, cfg.data_dir, cfg.verify_checksums)
 
 
@@ -28,7 +28,7 @@ def resolve_population(value: int | str, env_kw: Mapping[str, Any], n_seeds: int
     """`population` of a benchmark: an int (1: one env after another) or "auto": every seed of a controller in one
     population on a GPU (at most 64), one env after another on a CPU, where batching gains nothing."""
     if value == "auto":
-        cfg = EnvConfig.from_kwargs(**dict(env_kw))
+        cfg = EnvConfig.coerce(env_kw)
         gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
         return max(1, min(n_seeds, 64)) if gpu else 1
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from rlsched.control.base import Controller
@@ -37,11 +36,6 @@ from rlsched.tracking import Tracker
 CURVE_COLUMNS = ["controller", "seed", "step", "lr", "train_loss", "val_loss", "val_accuracy"]
 FINAL_KEYS = ["test_loss", "test_accuracy", "final_val_loss", "final_val_accuracy"]
 RESULTS, ENV_CONFIG = "results.csv", "env_config.json"
-# Env options that say where the data lies or how many CPU threads run, not what is computed: the same
-# numbers come out whatever their value, so they stay out of the env identity. Everything else (data subset
-# sizes, model, optimizer, budget, action and reward settings, which final evaluations run, and the device
-# type, since CPU and GPU kernels round differently) changes the numbers and is part of it.
-NOT_IN_ENV_IDENTITY = ("data_dir", "verify_checksums", "torch_threads", "reference_cache_dir")
 
 
 class ResultsFolderError(ValueError):
@@ -49,16 +43,9 @@ class ResultsFolderError(ValueError):
 
 
 def env_identity_config(env: Mapping[str, Any] | EnvConfig) -> dict[str, Any]:
-    """The env config with defaults filled in and presets expanded, less the keys that do not change numbers."""
-    cfg = (env if isinstance(env, EnvConfig) else EnvConfig.from_kwargs(**dict(env))).to_dict()
-    for key in NOT_IN_ENV_IDENTITY:
-        cfg.pop(key, None)
-    # "auto", "cuda" and "cuda:1" give the same numbers on the same kind of device; what counts is the kind.
-    device = cfg["device"]
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    cfg["device"] = device.split(":")[0]
-    return cfg
+    """The env config with defaults filled in and presets expanded, less what changes no number
+    (`EnvConfig.identity`: the data's place, CPU threads, the cache folder; the device counts by its kind)."""
+    return EnvConfig.coerce(env).identity()
 
 
 def identity_hash(identity_config: Mapping[str, Any]) -> str:

@@ -141,7 +141,7 @@ def check_lr_range(lr_range: Sequence[float], env_kw: Mapping[str, Any]) -> tupl
     """The LR range as a pair inside the env's [lr_min, lr_max] (outside it the env would clip silently)."""
     if len(lr_range) != 2 or not 0 < lr_range[0] < lr_range[1]:
         raise ValueError(f"lr_range must be [low, high] with 0 < low < high, got {list(lr_range)}")
-    cfg = EnvConfig.from_kwargs(**env_kw)
+    cfg = EnvConfig.coerce(env_kw)
     if lr_range[0] < cfg.lr_min or lr_range[1] > cfg.lr_max:
         raise ValueError(
             f"lr_range {list(lr_range)} leaves the env's LR bounds [{cfg.lr_min}, {cfg.lr_max}], where it clips; "
@@ -212,7 +212,7 @@ class TuneSettings:
         """What logged trials must share to be resumed: the trainee's training setup, the baseline's fixed
         settings (its searched ones are the trials' own), the search space, seeds and sampler."""
         searched = set(controller_params(dict.fromkeys(space, 1.0)))
-        env = EnvConfig.from_kwargs(**env_kw).to_dict()
+        env = EnvConfig.coerce(env_kw).to_dict()
         return _json_normal(  # through JSON, so that it compares equal to the copy read back from settings.json
             {
                 "task": task_key(env_kw),

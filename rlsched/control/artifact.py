@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from rlsched.env.config import PLACE_FIELDS
 from rlsched.io import atomic_write_json
 
 MODEL, VECNORM, ENV_CONFIG, META = "model.zip", "vecnormalize.pkl", "env_config.json", "meta.json"
@@ -35,7 +36,8 @@ POLICY_SPEC, VECNORM_JSON = "policy.json", "vecnormalize.json"
 ALGORITHMS = ("ppo", "recurrent_ppo")
 # Env options that say where training ran, not what the env is. An artifact is evaluated on other machines,
 # where the training machine's data path (or device) would override the local setting, so they are not kept.
-PLACE_KEYS = ("data_dir", "device", "torch_threads", "reference_cache_dir")
+# (PLACE_FIELDS and the device; verify_checksums stays: it is the evaluator's choice to keep as trained.)
+PLACE_KEYS = (*(k for k in PLACE_FIELDS if k != "verify_checksums"), "device")
 
 
 def portable_env_config(env_config: dict) -> dict:

@@ -52,7 +52,7 @@ class BaselineReference:
     def _env(self, cfg: EnvConfig) -> LRControlEnv:
         key = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
         if key not in self._envs:
-            self._envs[key] = LRControlEnv(**cfg.to_dict())
+            self._envs[key] = LRControlEnv(config=cfg)
         return self._envs[key]
 
 

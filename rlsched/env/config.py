@@ -1,5 +1,14 @@
 """`EnvConfig`: everything the LRControl env accepts, validated at construction before any data is loaded.
 
+The config is built from one dataclass per part of the env (data, trainee, episode, action, observation, reward,
+end-of-episode evaluation, compute, task set); each part holds its options' defaults and help text and checks its
+own values, and `EnvConfig` checks what spans parts. The namespace stays flat (`env.batch_size=...` in Hydra,
+`gym.make(..., batch_size=...)`, and the stored configs every results folder and artifact identifies its runs by),
+so a part is where an option is *defined*, not a prefix one has to type.
+
+Types are checked from the annotations (`_check_types`), so a field's annotation is its type rule; Hydra checks the
+same annotations while composing (rlsched/schema.py derives its structured config from these dataclasses).
+
 Kept apart from the env so that the env's parts (actions, observer, rewards, reference) can name the config type
 without importing the env that imports them.
 """
@@ -9,13 +18,16 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import torch
 
 from rlsched.env.data import DATASETS, DataSplits, check_sizes, make_splits
-from rlsched.env.features import DEFAULT_FEATURES, FEATURE_PRESETS, OBS_TRANSFORMS, feature_table
+from rlsched.env.features import FEATURE_PRESETS, OBS_TRANSFORMS, feature_table
 from rlsched.env.models import MODELS, OPTIMIZERS, build_model
 from rlsched.env.options import ACTION_TYPES, PREDICTION_SOURCES, REWARD_TYPES, SCALE_PER
 from rlsched.env.precision import PRECISIONS, default_eval_chunk
@@ -26,6 +38,10 @@ from rlsched.env.trainee import observed_of, split_params
 LATER_FIELDS = ("reward_reference", "reference_cache_dir", "controlled_params", "other_lr", "precision")
 LATER_FIELDS += ("tasks", "task")
 
+# Fields that say where the data lies, whether its checksums are verified, how many CPU threads run and where
+# reference curves are cached: the same numbers come out whatever their value. `device` is apart: its *kind*
+# (CPU or GPU kernels round differently) changes numbers, which card does not. See `EnvConfig.identity`.
+PLACE_FIELDS = ("data_dir", "verify_checksums", "torch_threads", "reference_cache_dir")
 
 # The trainee's training setup: what a tuning study of a baseline is a study of (rlsched.bench.tuning names its
 # studies by these; rlsched.config's tuned-settings key extends them). Stored identities depend on this order.
@@ -48,15 +64,10 @@ TRAINING_FIELDS = (
     "divergence_loss",
 )
 
-# Field kinds, checked before anything else (see EnvConfig._check_types).
-INT_FIELDS = ("val_probe", "batch_size", "steps_per_action", "episode_steps")
-OPTIONAL_INT_FIELDS = ("eval_batch_size", "train_size", "val_size", "test_size", "split_seed", "torch_threads")
-REAL_FIELDS = ("initial_lr", "momentum", "weight_decay", "lr_min", "lr_max", "ema_decay", "max_loss")
-REAL_FIELDS += ("weight_bound", "reward_baseline")
-OPTIONAL_REAL_FIELDS = ("divergence_loss", "divergence_penalty", "other_lr")
-BOOL_FIELDS = ("verify_checksums", "final_val_eval", "test_eval")
-STR_FIELDS = ("dataset", "model", "optimizer", "action", "scale_per", "obs_transform", "prediction_source")
-STR_FIELDS += ("reward", "device")
+
+def doc(text: str) -> dict[str, str]:
+    """A field's metadata: its one-line help, shown beside its default in docs/env_options.md."""
+    return {"help": text}
 
 
 def _is_real(value: object) -> bool:
@@ -64,197 +75,102 @@ def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def scalar_rule(hint: Any) -> tuple[type, bool] | None:
+    """(int | float | bool | str, whether null is allowed) for a scalar annotation, else None (checked by hand)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and rest[0] in (int, float) and len(args) == 2:
+            return rest[0], True
+        return None  # str | None (paths, labels) and wider unions have rules of their own
+    return (hint, False) if hint in (int, float, bool, str) else None
+
+
+# ----- the parts ---------------------------------------------------------------------------------------------------
+
+
 @dataclass
-class EnvConfig:
-    # data
-    dataset: str = "fashion_mnist"
-    data_dir: str | None = None  # null: $RLSCHED_DATA_DIR, else download into ~/.cache/rlsched/data
-    verify_checksums: bool = True
-    train_size: int | None = None  # null: the whole training split (50k; CIFAR-10 45k)
-    val_size: int | None = None  # null: the whole validation split (10k; CIFAR-10 5k)
-    val_probe: int = 2000  # validation examples evaluated at every step
-    test_size: int | None = None  # null: the whole official test set
-    split_seed: int | None = None  # null: derived from the reset seed; an int fixes the split for all episodes
-    # trainee
-    model: str = "cnn"
-    model_kwargs: dict = field(default_factory=dict)
-    optimizer: str = "adam"
-    initial_lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 1000
-    # Images per evaluation call; null: chosen for the model and device (rlsched.env.precision.default_eval_chunk: 2000
-    # for the MLP and 128 for the convolutional models on a CPU, 262144 and 16384 on a GPU), resolved at construction.
-    eval_batch_size: int | None = None
-    # The parameters whose LR the controller sets, as module-name prefixes of the trainee (["head"] for the MLP's
-    # output layer, ["fc1", "fc2"] for the CNN's dense layers); null: the whole network. The observed layers are
-    # then the controlled ones' last two dense weights (the weight and bias of the only one).
-    controlled_params: tuple[str, ...] | None = None
-    other_lr: float | None = None  # the fixed LR of the parameters not controlled; null: initial_lr
-    # episode
-    steps_per_action: int = 1  # K optimizer steps per env step
-    episode_steps: int = 100
-    # action
-    action: str = "scale"
-    scale_range: tuple[float, float] = (0.965, 1.035)  # the paper's multiplier range, per optimizer step
-    # "optimizer_step": the multiplier acts at each of the K optimizer steps, so one env step moves the LR by
-    # up to x[low^K, high^K] (the paper's per-step range); "env_step": once per env step (the range K times
-    # narrower in log space: over a short episode it cannot reach the rates tuned schedules use).
-    scale_per: str = "optimizer_step"
-    discrete_multipliers: tuple[float, ...] = (1 / 1.05, 1.0, 1.05)
-    lr_min: float = 1e-5
-    lr_max: float = 1e-1
-    # observation
-    features: tuple[str, ...] | str = DEFAULT_FEATURES  # a list of names or a preset: "default" | "paper"
-    obs_transform: str = "none"
-    ema_decay: float = 0.8
-    prediction_source: str = "train"  # paper: the training batch; "validation": the fixed probe
-    max_loss: float = 100.0  # losses above this count as divergence
-    weight_bound: float = 100.0
-    # reward
-    reward: str = "neg_val_loss"
-    reward_baseline: float = 2.0  # for reward="paper": baseline - val_loss
-    divergence_loss: float | None = None  # null: 2 ln(num_classes); a diverged run is scored as if stuck there
-    divergence_penalty: float | None = None  # overrides the computed penalty with a fixed reward
-    # reward="paired_log" (log L_ref,t - log L_t): the reference baseline run on the same trainee, as a controller
-    # spec for rlsched.control.make_controller, e.g. {kind: plateau, lr: 0.01, factor: 0.5, patience: 1}. A
-    # baseline *name* is not accepted here: rlsched.config.resolve_reward_reference turns one into its tuned spec.
-    reward_reference: dict | None = None
-    # Reference curves are cached in memory per process; with a folder, also as one JSON file per trainee there.
-    # Where the cache lies changes no number.
-    reference_cache_dir: str | None = None
-    # end-of-episode evaluation (never used in observation or reward, except final_only's full val loss)
-    final_val_eval: bool = True
-    test_eval: bool = True
-    # compute
-    device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
-    # Trainee arithmetic: null or "fp32" (exact float32, the default), "tf32" (GPU matrix units) or "bf16" (autocast)
-    precision: str | None = None
-    torch_threads: int | None = None
-    # task sets (rlsched.env.tasks): a set's name (conf/tasks/<name>.yaml) makes every reset draw one of its tasks
-    # from the seed; stored resolved ({name, tasks}), so a run's identity holds the tasks' contents.
-    tasks: str | dict | None = None
-    task: str | None = None  # the name of this config's task (set by rlsched.env.tasks.task_env_kwargs); a label
+class DataConfig:
+    """What the trainee learns from: the data set and the sizes of its splits."""
 
-    @classmethod
-    def from_kwargs(cls, **kwargs) -> EnvConfig:
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - allowed)
-        if unknown:
-            raise ValueError(f"unknown env option(s) {unknown}; allowed: {sorted(allowed)}")
-        cfg = cls(**kwargs)
-        # A chunk chosen per model must be chosen again for each task's model, not copied from the set's.
-        cfg._eval_chunk_given = kwargs.get("eval_batch_size") is not None
-        cfg.validate()
-        return cfg
+    dataset: str = field(default="fashion_mnist", metadata=doc("fashion_mnist | mnist | cifar10"))
+    data_dir: str | None = field(
+        default=None,
+        metadata=doc(
+            "torchvision-layout data folder, only read; null: $RLSCHED_DATA_DIR, else "
+            "download into ~/.cache/rlsched/data"
+        ),
+    )
+    verify_checksums: bool = field(default=True, metadata=doc("check the data files' MD5 sums before use"))
+    train_size: int | None = field(
+        default=None, metadata=doc("training examples; null: the whole training split (50k; CIFAR-10 45k)")
+    )
+    val_size: int | None = field(
+        default=None, metadata=doc("validation examples; null: the whole validation split (10k; CIFAR-10 5k)")
+    )
+    val_probe: int = field(
+        default=2000, metadata=doc("validation examples evaluated at every step (the observed loss)")
+    )
+    test_size: int | None = field(default=None, metadata=doc("test examples; null: the whole official test set"))
+    split_seed: int | None = field(
+        default=None, metadata=doc("null: the split follows the reset seed; an int fixes it for all episodes")
+    )
 
-    def validate(self) -> None:
-        def one_of(name: str, value, allowed) -> None:
-            if value not in allowed:
-                raise ValueError(f"unknown {name} {value!r}; allowed: {sorted(allowed)}")
-
-        self._check_types()
-        one_of("dataset", self.dataset, DATASETS)
-        one_of("model", self.model, MODELS)
-        one_of("optimizer", self.optimizer, OPTIMIZERS)
-        one_of("action", self.action, ACTION_TYPES)
-        one_of("reward", self.reward, REWARD_TYPES)
-        one_of("obs_transform", self.obs_transform, OBS_TRANSFORMS)
-        one_of("prediction_source", self.prediction_source, PREDICTION_SOURCES)
-        one_of("scale_per", self.scale_per, SCALE_PER)
-        if isinstance(self.features, str):
-            one_of("feature preset", self.features, FEATURE_PRESETS)
-            self.features = FEATURE_PRESETS[self.features]
-        self.features = tuple(self.features)
-        self.scale_range = tuple(float(v) for v in self.scale_range)
-        self.discrete_multipliers = tuple(float(v) for v in self.discrete_multipliers)
-        self.model_kwargs = dict(self.model_kwargs)
-        known = feature_table(1.0, 1.0, 2.0, 1.0)
-        bad = [f for f in self.features if f not in known]
-        if bad or not self.features:
-            raise ValueError(f"unknown feature(s) {bad or '(empty list)'}; allowed: {list(known)}")
-        if len(set(self.features)) != len(self.features):
-            raise ValueError(f"features repeat a name: {list(self.features)}")
-        # Build the trainee on the meta device (no memory, no RNG draw) so that a typo in model_kwargs or a
-        # bad depth fails here rather than at the first reset.
-        with torch.device("meta"):
-            spec = DATASETS[self.dataset]
-            net = build_model(self.model, spec.channels, spec.image_size, spec.num_classes, **self.model_kwargs)
-        self._check_controlled(net)
-        if not self.initial_lr > 0:
-            raise ValueError(f"initial_lr must be > 0, got {self.initial_lr}")
-        if not 0 < self.lr_min < self.lr_max:
-            raise ValueError(f"need 0 < lr_min < lr_max, got lr_min={self.lr_min}, lr_max={self.lr_max}")
-        if not self.lr_min <= self.initial_lr <= self.lr_max:
-            raise ValueError(
-                f"initial_lr={self.initial_lr} lies outside [lr_min, lr_max]=[{self.lr_min}, {self.lr_max}]"
-            )
-        if self.eval_batch_size is None:
-            self.eval_batch_size = default_eval_chunk(self.model, self.device)
-        if self.precision == "fp32":
-            self.precision = None  # the default, spelled out: the same identity as leaving it null
-        if self.precision is not None and self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; allowed: {list(PRECISIONS)} or null (fp32)")
-        for name in ("steps_per_action", "episode_steps", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        lo, hi = self.scale_range  # two numbers: _check_types
-        if not 0 < lo <= hi:
-            raise ValueError(f"scale_range must be [low, high] with 0 < low <= high, got {list(self.scale_range)}")
-        if not self.discrete_multipliers or min(self.discrete_multipliers) <= 0:
-            raise ValueError(f"discrete_multipliers must be positive, got {list(self.discrete_multipliers)}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.max_loss <= 0 or self.weight_bound <= 0:
-            raise ValueError("max_loss and weight_bound must be > 0")
-        if self.divergence_loss is not None and not 0 < self.divergence_loss <= self.max_loss:
-            raise ValueError(f"divergence_loss must be in (0, max_loss], got {self.divergence_loss}")
-        self._check_reward_reference()
-        self._check_tasks()
-        if self.reference_cache_dir is not None:
-            if not isinstance(self.reference_cache_dir, str | os.PathLike):
-                raise ValueError(f"reference_cache_dir must be a folder path or null, got {self.reference_cache_dir!r}")
-            self.reference_cache_dir = os.fspath(self.reference_cache_dir)
-        if self.torch_threads is not None and self.torch_threads < 1:
-            raise ValueError(f"torch_threads must be >= 1 or null, got {self.torch_threads}")
-        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available; use device=cpu or device=auto")
+    def _check_data(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; allowed: {sorted(DATASETS)}")
+        if self.data_dir is not None:
+            if not isinstance(self.data_dir, str | os.PathLike):
+                raise ValueError(f"data_dir must be a folder path or null, got {self.data_dir!r}")
+            self.data_dir = os.fspath(self.data_dir)
         check_sizes(self.dataset, self.train_size, self.val_size, self.val_probe, self.test_size)
-        if self.train_size is not None and self.batch_size > self.train_size:
-            raise ValueError(f"batch_size={self.batch_size} exceeds train_size={self.train_size}")
 
-    def _check_types(self) -> None:
-        """Each field has the kind of value it needs, before any comparison could raise a TypeError or a float
-        count be rounded up silently. Integral floats (3.0) become ints; everything else keeps its type."""
-        for name in INT_FIELDS + OPTIONAL_INT_FIELDS:
-            value = getattr(self, name)
-            if value is None and name in OPTIONAL_INT_FIELDS:
-                continue
-            if not _is_real(value) or not math.isfinite(value) or value != int(value):
-                null = " or null" if name in OPTIONAL_INT_FIELDS else ""
-                raise ValueError(f"{name} must be an integer{null}, got {value!r}")
-            setattr(self, name, int(value))
-        for name in REAL_FIELDS + OPTIONAL_REAL_FIELDS:
-            value = getattr(self, name)
-            if not (_is_real(value) or (value is None and name in OPTIONAL_REAL_FIELDS)):
-                null = " or null" if name in OPTIONAL_REAL_FIELDS else ""
-                raise ValueError(f"{name} must be a number{null}, got {value!r}")
-        for name in BOOL_FIELDS:
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        for name in STR_FIELDS:
-            if not isinstance(getattr(self, name), str):
-                raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
+
+@dataclass
+class TraineeConfig:
+    """The network trained in an episode, its optimizer, and which of its parameters the controller drives."""
+
+    model: str = field(
+        default="cnn", metadata=doc("mlp | cnn (the paper's) | resnet (CIFAR-style); Hydra's model group sets mlp")
+    )
+    model_kwargs: dict = field(
+        default_factory=dict, metadata=doc("the model's options, e.g. {hidden: [128]} for the MLP")
+    )
+    optimizer: str = field(default="adam", metadata=doc("adam | sgd | schedulefree_adamw | prodigy | dadapt_adam"))
+    initial_lr: float = field(
+        default=0.01, metadata=doc("the rate at reset (a learned controller scales it from there)")
+    )
+    momentum: float = field(default=0.9, metadata=doc("SGD momentum / Adam beta1"))
+    weight_decay: float = field(default=0.0, metadata=doc("the optimizer's weight decay"))
+    batch_size: int = field(default=1000, metadata=doc("training examples per optimizer step"))
+    eval_batch_size: int | None = field(
+        default=None,
+        metadata=doc(
+            "images per evaluation call; null: per model and device (CPU: MLP 2000, CNN/ResNet 128; GPU: 262144, 16384)"
+        ),
+    )
+    controlled_params: tuple[str, ...] | None = field(
+        default=None,
+        metadata=doc(
+            "module-name prefixes whose LR the controller sets (e.g. [head]); null: the whole network. The observed "
+            "layers are then the controlled ones' last two dense weights"
+        ),
+    )
+    other_lr: float | None = field(
+        default=None, metadata=doc("fixed LR of the parameters not controlled; null: initial_lr")
+    )
+
+    def _check_trainee(self) -> None:
+        for name, allowed in (("model", MODELS), ("optimizer", OPTIMIZERS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {sorted(allowed)}")
         if not isinstance(self.model_kwargs, Mapping):
             raise ValueError(f"model_kwargs must be a mapping of the model's options, got {self.model_kwargs!r}")
-        sr = self.scale_range
-        if isinstance(sr, str | bytes) or not isinstance(sr, Sequence) or len(sr) != 2 or not all(map(_is_real, sr)):
-            raise ValueError(f"scale_range must be two numbers [low, high], got {sr!r}")
-        dm = self.discrete_multipliers
-        if isinstance(dm, str | bytes) or not isinstance(dm, Sequence) or not all(map(_is_real, dm)):
-            raise ValueError(f"discrete_multipliers must be a list of numbers, got {dm!r}")
+        self.model_kwargs = dict(self.model_kwargs)
+        if not self.initial_lr > 0:
+            raise ValueError(f"initial_lr must be > 0, got {self.initial_lr}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
     def _check_controlled(self, net: torch.nn.Module) -> None:
         """controlled_params name modules of this trainee, and they hold layers to observe; other_lr needs them."""
@@ -276,7 +192,150 @@ class EnvConfig:
         if self.other_lr is not None and not (math.isfinite(self.other_lr) and self.other_lr > 0):
             raise ValueError(f"other_lr must be a finite rate > 0 or null (initial_lr), got {self.other_lr}")
 
-    def _check_reward_reference(self) -> None:
+
+@dataclass
+class EpisodeConfig:
+    """How long an episode is, in env steps of K optimizer steps each."""
+
+    steps_per_action: int = field(default=1, metadata=doc("K: optimizer steps per env step"))
+    episode_steps: int = field(
+        default=100, metadata=doc("env steps per episode (the budget is K x episode_steps optimizer steps)")
+    )
+
+    def _check_episode(self) -> None:
+        for name in ("steps_per_action", "episode_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class ActionConfig:
+    """What an action means and the range the rate is kept in."""
+
+    action: str = field(
+        default="scale",
+        metadata=doc(
+            "scale | discrete | log_lr (RQ4) | prior_offset (a log-LR offset around "
+            "warm-up+cosine at initial_lr over the episode)"
+        ),
+    )
+    scale_range: tuple[float, float] = field(
+        default=(0.965, 1.035),
+        metadata=doc("scale: the multiplier range [low, high], per optimizer step (the paper's)"),
+    )
+    scale_per: str = field(
+        default="optimizer_step",
+        metadata=doc(
+            "optimizer_step: the multiplier acts at each of the K optimizer steps, so one env step moves the LR by up "
+            "to x[low^K, high^K] (the paper's range); env_step: once per env step (K times narrower in log space)"
+        ),
+    )
+    discrete_multipliers: tuple[float, ...] = field(
+        default=(1 / 1.05, 1.0, 1.05), metadata=doc("discrete: the multipliers to choose from")
+    )
+    lr_min: float = field(default=1e-5, metadata=doc("the LR is clipped into [lr_min, lr_max]"))
+    lr_max: float = field(default=1e-1, metadata=doc("see lr_min"))
+
+    def _check_action(self) -> None:
+        for name, allowed in (("action", ACTION_TYPES), ("scale_per", SCALE_PER)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {sorted(allowed)}")
+        sr = self.scale_range
+        if isinstance(sr, str | bytes) or not isinstance(sr, Sequence) or len(sr) != 2 or not all(map(_is_real, sr)):
+            raise ValueError(f"scale_range must be two numbers [low, high], got {sr!r}")
+        dm = self.discrete_multipliers
+        if isinstance(dm, str | bytes) or not isinstance(dm, Sequence) or not all(map(_is_real, dm)):
+            raise ValueError(f"discrete_multipliers must be a list of numbers, got {dm!r}")
+        self.scale_range = tuple(float(v) for v in sr)
+        self.discrete_multipliers = tuple(float(v) for v in dm)
+        if not 0 < self.lr_min < self.lr_max:
+            raise ValueError(f"need 0 < lr_min < lr_max, got lr_min={self.lr_min}, lr_max={self.lr_max}")
+        lo, hi = self.scale_range
+        if not 0 < lo <= hi:
+            raise ValueError(f"scale_range must be [low, high] with 0 < low <= high, got {list(self.scale_range)}")
+        if not self.discrete_multipliers or min(self.discrete_multipliers) <= 0:
+            raise ValueError(f"discrete_multipliers must be positive, got {list(self.discrete_multipliers)}")
+
+
+@dataclass
+class ObservationConfig:
+    """What the controller sees, and the bounds that count as divergence."""
+
+    features: tuple[str, ...] | str = field(
+        default="default",
+        metadata=doc(
+            "a preset, default (the paper's 9 + progress) | paper (the authors' 9) | invariant (the same 10, "
+            "independent of width, data set and initial LR: for task sets), or a list of feature names"
+        ),
+    )
+    obs_transform: str = field(default="none", metadata=doc("none | symlog"))
+    ema_decay: float = field(default=0.8, metadata=doc("decay of the prediction features' EMAs"))
+    prediction_source: str = field(
+        default="train", metadata=doc("train (the paper: the training batch) | validation (the fixed probe)")
+    )
+    max_loss: float = field(default=100.0, metadata=doc("losses above this count as divergence"))
+    weight_bound: float = field(
+        default=100.0, metadata=doc("weight statistics are clipped into [-weight_bound, weight_bound]")
+    )
+
+    def _check_observation(self) -> None:
+        for name, allowed in (("obs_transform", OBS_TRANSFORMS), ("prediction_source", PREDICTION_SOURCES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {sorted(allowed)}")
+        if isinstance(self.features, str):
+            if self.features not in FEATURE_PRESETS:
+                raise ValueError(f"unknown feature preset {self.features!r}; allowed: {sorted(FEATURE_PRESETS)}")
+            self.features = FEATURE_PRESETS[self.features]
+        self.features = tuple(self.features)
+        known = feature_table(1.0, 1.0, 2.0, 1.0)
+        bad = [f for f in self.features if f not in known]
+        if bad or not self.features:
+            raise ValueError(f"unknown feature(s) {bad or '(empty list)'}; allowed: {list(known)}")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError(f"features repeat a name: {list(self.features)}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.max_loss <= 0 or self.weight_bound <= 0:
+            raise ValueError("max_loss and weight_bound must be > 0")
+
+
+@dataclass
+class RewardConfig:
+    """What the controller earns per step (docs/env.md#rewards) and how divergence is scored."""
+
+    reward: str = field(
+        default="neg_val_loss",
+        metadata=doc(
+            "neg_val_loss | paper (reward_baseline - val loss) | final_only (RQ3) | "
+            "log_diff | paired_log (RQ3: log L_ref,t - log L_t against reward_reference)"
+        ),
+    )
+    reward_baseline: float = field(default=2.0, metadata=doc("reward=paper: reward_baseline - val_loss"))
+    divergence_loss: float | None = field(
+        default=None, metadata=doc("null: 2 ln(num_classes); a diverged run is scored as if stuck there")
+    )
+    divergence_penalty: float | None = field(
+        default=None, metadata=doc("a fixed reward for a diverged step, instead of the computed one")
+    )
+    # A baseline *name* is not accepted here: rlsched.config.resolve_reward_reference turns one into its tuned spec.
+    reward_reference: dict | None = field(
+        default=None,
+        metadata=doc(
+            "paired_log: the baseline run on the same trainee, as a controller "
+            "spec {kind: plateau, lr: 0.01, ...} (Hydra also takes a tuned "
+            "baseline's name)"
+        ),
+    )
+    reference_cache_dir: str | None = field(
+        default=None,
+        metadata=doc(
+            "paired_log: also keep reference curves as JSON files here (null: in memory only); changes no number"
+        ),
+    )
+
+    def _check_reward(self) -> None:
+        if self.reward not in REWARD_TYPES:
+            raise ValueError(f"unknown reward {self.reward!r}; allowed: {sorted(REWARD_TYPES)}")
         ref = self.reward_reference
         example = "{kind: plateau, lr: 0.01, factor: 0.5, patience: 1}"
         if isinstance(ref, str):
@@ -289,11 +348,160 @@ class EnvConfig:
                 raise ValueError(
                     f"reward=paired_log needs reward_reference, the baseline it is paired with, e.g. {example}"
                 )
-            return
-        if not isinstance(ref, Mapping) or "kind" not in ref:
+        elif not isinstance(ref, Mapping) or "kind" not in ref:
             raise ValueError(f"reward_reference must be a controller spec with a 'kind', e.g. {example}; got {ref!r}")
-        # Whether the spec names a valid baseline is for the reference runner to say, when the env is built.
-        self.reward_reference = dict(ref)
+        else:  # whether the spec names a valid baseline is for the reference runner to say, when the env is built
+            self.reward_reference = dict(ref)
+        if self.reference_cache_dir is not None:
+            if not isinstance(self.reference_cache_dir, str | os.PathLike):
+                raise ValueError(f"reference_cache_dir must be a folder path or null, got {self.reference_cache_dir!r}")
+            self.reference_cache_dir = os.fspath(self.reference_cache_dir)
+
+
+@dataclass
+class EvaluationConfig:
+    """End-of-episode evaluations, never used in observation or reward (except final_only's full val loss)."""
+
+    final_val_eval: bool = field(
+        default=True, metadata=doc("evaluate the whole validation split at the end (info['final_val_loss'])")
+    )
+    test_eval: bool = field(default=True, metadata=doc("evaluate the test set at the end (info['test_loss'])"))
+
+
+@dataclass
+class ComputeConfig:
+    """Where and in which arithmetic the trainee runs."""
+
+    device: str = field(default="cpu", metadata=doc("cpu | cuda | cuda:N | auto"))
+    precision: str | None = field(
+        default=None, metadata=doc("null or fp32 (exact float32) | tf32 (GPU matrix units) | bf16 (autocast)")
+    )
+    torch_threads: int | None = field(
+        default=None, metadata=doc("torch's CPU threads for this process; null: leave torch's setting")
+    )
+
+    def _check_compute(self) -> None:
+        if self.precision == "fp32":
+            self.precision = None  # the default, spelled out: the same identity as leaving it null
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; allowed: {list(PRECISIONS)} or null (fp32)")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ValueError(f"torch_threads must be >= 1 or null, got {self.torch_threads}")
+        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} but CUDA is not available; use device=cpu or device=auto")
+
+
+@dataclass
+class TaskSetConfig:
+    """Task sets (rlsched.env.tasks, docs/tasksets.md): each reset draws one of the set's tasks from the seed."""
+
+    tasks: str | dict | None = field(
+        default=None,
+        metadata=doc(
+            "a task set's name (conf/tasks/<name>.yaml); stored resolved "
+            "({name, tasks}), so a run's identity holds the tasks' contents"
+        ),
+    )
+    task: str | None = field(
+        default=None, metadata=doc("this config's task name (set by rlsched.env.tasks for a task of a set); a label")
+    )
+
+
+# Order of the parts = order of the fields in every stored config (dataclass fields follow the reversed MRO).
+PARTS = (
+    DataConfig,
+    TraineeConfig,
+    EpisodeConfig,
+    ActionConfig,
+    ObservationConfig,
+    RewardConfig,
+    EvaluationConfig,
+    ComputeConfig,
+    TaskSetConfig,
+)
+
+
+@dataclass
+class EnvConfig(
+    TaskSetConfig,
+    ComputeConfig,
+    EvaluationConfig,
+    RewardConfig,
+    ObservationConfig,
+    ActionConfig,
+    EpisodeConfig,
+    TraineeConfig,
+    DataConfig,
+):
+    """Every option of the env, flat; `PARTS` say where each is defined. Build with `from_kwargs` (validated)."""
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> EnvConfig:
+        allowed = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - allowed)
+        if unknown:
+            raise ValueError(f"unknown env option(s) {unknown}; allowed: {sorted(allowed)}")
+        cfg = cls(**kwargs)
+        # A chunk chosen per model must be chosen again for each task's model, not copied from the set's.
+        cfg._eval_chunk_given = kwargs.get("eval_batch_size") is not None
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def coerce(cls, env: EnvConfig | Mapping[str, Any]) -> EnvConfig:
+        """A validated config from a config (returned as it is: never validated twice) or from its keywords."""
+        return env if isinstance(env, EnvConfig) else cls.from_kwargs(**dict(env))
+
+    def validate(self) -> None:
+        self._check_types()
+        self._check_data()
+        self._check_trainee()
+        self._check_episode()
+        self._check_action()
+        self._check_observation()
+        self._check_reward()
+        self._check_compute()
+        # Build the trainee on the meta device (no memory, no RNG draw) so that a typo in model_kwargs or a
+        # bad depth fails here rather than at the first reset.
+        with torch.device("meta"):
+            spec = DATASETS[self.dataset]
+            net = build_model(self.model, spec.channels, spec.image_size, spec.num_classes, **self.model_kwargs)
+        self._check_controlled(net)
+        if not self.lr_min <= self.initial_lr <= self.lr_max:
+            raise ValueError(
+                f"initial_lr={self.initial_lr} lies outside [lr_min, lr_max]=[{self.lr_min}, {self.lr_max}]"
+            )
+        if self.eval_batch_size is None:
+            self.eval_batch_size = default_eval_chunk(self.model, self.device)
+        if self.eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        if self.divergence_loss is not None and not 0 < self.divergence_loss <= self.max_loss:
+            raise ValueError(f"divergence_loss must be in (0, max_loss], got {self.divergence_loss}")
+        self._check_tasks()
+        if self.train_size is not None and self.batch_size > self.train_size:
+            raise ValueError(f"batch_size={self.batch_size} exceeds train_size={self.train_size}")
+
+    def _check_types(self) -> None:
+        """Each scalar field has the kind of value its annotation says, before any comparison could raise a
+        TypeError or a float count be rounded up silently. Integral floats (3.0) become ints; everything else keeps
+        its type. Lists, mappings, paths and names have rules of their own in their part's check."""
+        for name, (kind, nullable) in SCALAR_RULES.items():
+            value = getattr(self, name)
+            if value is None and nullable:
+                continue
+            null = " or null" if nullable else ""
+            if kind is int:
+                if not _is_real(value) or not math.isfinite(value) or value != int(value):
+                    raise ValueError(f"{name} must be an integer{null}, got {value!r}")
+                setattr(self, name, int(value))
+            elif kind is float and not _is_real(value):
+                raise ValueError(f"{name} must be a number{null}, got {value!r}")
+            elif kind is bool and not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false, got {value!r}")
+            elif kind is str and not isinstance(value, str):
+                raise ValueError(f"{name} must be a string, got {value!r}")
 
     def _check_tasks(self) -> None:
         if self.task is not None and not isinstance(self.task, str):
@@ -341,3 +549,36 @@ class EnvConfig:
             if d[k] is None:
                 del d[k]
         return d
+
+    def identity(self, device: str = "kind") -> dict[str, Any]:
+        """What this config computes: `to_dict` less PLACE_FIELDS. The one answer to "same numbers?" behind every
+        stored identity: results rows (rlsched.bench.harness), reference-curve caches, training runs.
+
+        `device="kind"` keeps the device as its kind ("auto" resolved here; "cuda:1" and "cuda" are one kind);
+        `device="drop"` leaves it out (a training run may resume on another machine)."""
+        d = self.to_dict()
+        for key in PLACE_FIELDS:
+            d.pop(key, None)
+        if device == "drop":
+            del d["device"]
+            return d
+        if device != "kind":
+            raise ValueError(f"device must be 'kind' or 'drop', got {device!r}")
+        dev = d["device"]
+        if dev == "auto":
+            dev = "cuda" if torch.cuda.is_available() else "cpu"
+        d["device"] = dev.split(":")[0]
+        return d
+
+
+SCALAR_RULES: dict[str, tuple[type, bool]] = {
+    name: rule for name, hint in typing.get_type_hints(EnvConfig).items() if (rule := scalar_rule(hint)) is not None
+}
+
+
+def part_of(name: str) -> type:
+    """The part (DataConfig, ...) that defines option `name`."""
+    for part in PARTS:
+        if name in part.__dataclass_fields__ and name in part.__annotations__:
+            return part
+    raise KeyError(name)

@@ -111,6 +111,7 @@ def add_invariant(raw: dict, *, num_classes: int, fan_in_penult: int, fan_in_las
     raw["log10_lr_rel"] = raw["log10_lr"] - math.log10(initial_lr)
     return raw
 
+
 OBS_TRANSFORMS = ("none", "symlog")
 
 

@@ -11,6 +11,7 @@ The env composes parts that each own one thing: `rlsched.env.trainee.Trainee` (n
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import TYPE_CHECKING
 
@@ -134,10 +135,12 @@ class LRControlEnv(gym.Env):
     env = gym.make("rlsched/LRControl-v1", model="mlp", episode_steps=20, render_mode="rgb_array")
     ```
 
-    Every keyword is a field of `rlsched.env.lr_control.EnvConfig` (data set and sizes, model, optimizer, K, episode
-    length, action, features, reward, device, precision), validated at construction; an unknown one is a
-    `ValueError` naming the allowed ones. `reference_runner` runs paired_log's reference baseline (default: the
-    installed one, see rlsched.env.reference). `render_mode`: None or `"rgb_array"` (an image of the episode so far:
+    Every keyword is a field of `rlsched.env.config.EnvConfig` (data set and sizes, model, optimizer, K, episode
+    length, action, features, reward, device, precision; docs/env_options.md lists them by part), validated at
+    construction; an unknown one is a `ValueError` naming the allowed ones. `config=` takes an `EnvConfig` already
+    built instead (`EnvConfig.from_kwargs(...)`), used as it is. `reference_runner` runs paired_log's
+    reference baseline (default: the installed one, see rlsched.env.reference). `render_mode`: None or
+    `"rgb_array"` (an image of the episode so far:
     the learning rate and the probe's validation loss against the step, drawn with matplotlib's Agg backend).
 
     ## Version History
@@ -154,13 +157,22 @@ class LRControlEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(self, render_mode: str | None = None, reference_runner: ReferenceRunner | None = None, **kwargs):
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        reference_runner: ReferenceRunner | None = None,
+        config: EnvConfig | None = None,
+        **kwargs,
+    ):
+        if config is not None and kwargs:
+            raise ValueError(f"give a built config or keywords, not both (config=... and {sorted(kwargs)})")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"unknown render_mode {render_mode!r}; allowed: None or one of {self.metadata['render_modes']}"
             )
         self.render_mode = render_mode
-        self.cfg = cfg = EnvConfig.from_kwargs(**kwargs)
+        # A built config is used as it is (a shallow copy, never validated again); keywords are validated here.
+        self.cfg = cfg = copy.copy(config) if config is not None else EnvConfig.from_kwargs(**kwargs)
         self._reference_runner = reference_runner
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from rlsched.env.config import EnvConfig
 
 
-
 def _clip(value: float, low: float, high: float) -> float:
     return min(max(value, low), high)
 

@@ -26,13 +26,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch
-
 from rlsched.env.config import EnvConfig
 from rlsched.io import atomic_write_text
-
-# Fields that say where data lies, how many threads run or where curves are cached: they change no number.
-PLACE_FIELDS = ("data_dir", "verify_checksums", "torch_threads", "reference_cache_dir")
 
 
 @dataclass
@@ -121,21 +116,10 @@ def reference_env_config(cfg: EnvConfig) -> EnvConfig:
     )
 
 
-def _identity(cfg: EnvConfig) -> dict[str, Any]:
-    d = cfg.to_dict()
-    for key in PLACE_FIELDS:
-        d.pop(key, None)
-    device = d["device"]
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    d["device"] = device.split(":")[0]  # CPU and GPU kernels round differently; which GPU does not matter
-    return d
-
-
 def cache_key(cfg: EnvConfig, seed: int) -> tuple[str, dict[str, Any]]:
     """(hash, what it hashes) of the reference run that `cfg`'s paired reward needs for episode `seed`."""
     key = {
-        "env": _identity(reference_env_config(cfg)),
+        "env": reference_env_config(cfg).identity(),
         "reference": dict(cfg.reward_reference or {}),
         "seed": int(seed),
     }

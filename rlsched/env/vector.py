@@ -66,7 +66,7 @@ class LRControlVecEnv(VecEnv):
         shuffle_seed: int = 0,
         population: str = "auto",
     ) -> None:
-        self.cfg = cfg = env if isinstance(env, EnvConfig) else EnvConfig.from_kwargs(**dict(env))
+        self.cfg = cfg = EnvConfig.coerce(env)
         if int(n_envs) != n_envs or n_envs < 1:
             raise ValueError(f"n_envs must be an integer >= 1, got {n_envs}")
         if cfg.tasks is not None:
@@ -135,8 +135,7 @@ class LRControlVecEnv(VecEnv):
     def step_actions(self, actions: np.ndarray, autoreset: bool = False) -> VecEnvStepReturn:
         """`step_async` + `step_wait`, by default without autoreset (see `step_lrs`)."""
         lrs = [
-            self.action_map.to_lr(lr, a, int(t))
-            for lr, a, t in zip(self.lrs, np.asarray(actions), self.t, strict=True)
+            self.action_map.to_lr(lr, a, int(t)) for lr, a, t in zip(self.lrs, np.asarray(actions), self.t, strict=True)
         ]
         return self._step(np.array(lrs), autoreset=autoreset)
 

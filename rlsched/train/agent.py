@@ -16,6 +16,7 @@ appends to `sb3_log/progress.csv` and `eval/selection.csv` and keeps the best ch
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import math
@@ -35,8 +36,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 
-from rlsched.agent_config import AgentConfig
-from rlsched.control.artifact import ALGORITHMS, PLACE_KEYS, algorithm_class, save_artifact
+from rlsched.control.artifact import ALGORITHMS, algorithm_class, save_artifact
 from rlsched.env.lr_control import EnvConfig, LRControlEnv
 from rlsched.env.reference import installed_runner
 from rlsched.env.seed_pool import SeedPool
@@ -44,6 +44,7 @@ from rlsched.env.seeds import seed_block
 from rlsched.env.vector import LRControlVecEnv
 from rlsched.identity import flatten
 from rlsched.io import FolderBusyError, FolderLock, atomic_write_json, ensure_writable
+from rlsched.schema import AgentConfig, NormalizeConfig
 from rlsched.tracking import Tracker
 from rlsched.train.callbacks import AppendingCSVOutput, ProgressLines, RolloutCheckpoint, TraineeMetrics, WandbWriter
 from rlsched.train.checkpoints import (
@@ -60,8 +61,6 @@ from rlsched.train.selection import CheckpointSelection
 
 POLICIES = {"ppo": ("MlpPolicy",), "recurrent_ppo": ("MlpLstmPolicy",)}
 VEC_ENVS = ("dummy", "subproc", "batched")
-# Where a run executes, not what it computes: left out of the run's identity, so a run may resume elsewhere.
-ENV_PLACE_KEYS = (*PLACE_KEYS, "verify_checksums")
 # Agent settings that change how a run is resumed, watched or executed, not the policy it trains.
 AGENT_RUN_ONLY_KEYS = ("resume", "progress", "progress_every_s", "checkpoint_every", "device", "vec_env")
 # Recorded in run_config.json but free to change: a larger budget trains a finished run on.
@@ -116,6 +115,13 @@ def with_defaults(agent: Mapping[str, Any]) -> dict[str, Any]:
     """`agent` with AgentConfig's defaults for the keys it lacks (normalize merged key by key)."""
     base = agent_defaults()
     return {**base, **dict(agent), "normalize": {**base["normalize"], **dict(agent.get("normalize") or {})}}
+
+
+def agent_config(agent: Mapping[str, Any]) -> AgentConfig:
+    """The typed agent config: `agent` validated (`validate_agent_config`), AgentConfig's defaults for what it lacks."""
+    validate_agent_config(agent)
+    cfg = with_defaults(agent)
+    return AgentConfig(**{**cfg, "normalize": NormalizeConfig(**cfg["normalize"]), "ppo": dict(cfg["ppo"] or {})})
 
 
 def validate_agent_config(agent: Mapping[str, Any]) -> None:
@@ -202,7 +208,7 @@ def selection_seeds(agent: Mapping[str, Any]) -> list[int]:
 
 
 def as_env_config(env: Mapping[str, Any] | EnvConfig) -> EnvConfig:
-    return env if isinstance(env, EnvConfig) else EnvConfig.from_kwargs(**dict(env))
+    return EnvConfig.coerce(env)
 
 
 def make_vec_env(
@@ -216,16 +222,17 @@ def make_vec_env(
         venv: VecEnv = VecMonitor(LRControlVecEnv(as_env_config(env), n_envs, episode_seeds=episode_seeds))
         venv.seed(seed)
         return venv
-    kwargs = as_env_config(env).to_dict()
-    if vec_env == "subproc" and kwargs.get("torch_threads") is None:
+    config = as_env_config(env)
+    if vec_env == "subproc" and config.torch_threads is None:
         # One process per env: split the cores instead of letting each grab all of them.
-        kwargs["torch_threads"] = max(1, (os.cpu_count() or 1) // n_envs)
+        config = copy.copy(config)
+        config.torch_threads = max(1, (os.cpu_count() or 1) // n_envs)
 
     runner = installed_runner()  # handed to each env: a subprocess has not imported the module installing it
 
     def factory(rank: int):
         def _make():
-            env = LRControlEnv(reference_runner=runner, **kwargs)
+            env = LRControlEnv(reference_runner=runner, config=config)
             env = Monitor(SeedPool(env, episode_seeds, shuffle_seed=seed + rank))
             env.reset(seed=seed + rank)
             return env
@@ -243,12 +250,13 @@ def run_identity(
 ) -> dict[str, Any]:
     """What a training run is: everything that changes the controller it produces (run_config.json)."""
     identity: dict[str, Any] = {
-        "env": {k: v for k, v in env.to_dict().items() if k not in ENV_PLACE_KEYS},
+        # What the env computes, the device left out too: a run may resume on another machine.
+        "env": env.identity(device="drop"),
         "agent": {k: v for k, v in agent.items() if k not in AGENT_RUN_ONLY_KEYS},
         "seed": int(seed),
     }
     if selection_env is not None:
-        identity["selection_env"] = {k: v for k, v in selection_env.to_dict().items() if k not in ENV_PLACE_KEYS}
+        identity["selection_env"] = selection_env.identity(device="drop")
     # JSON-normal form (tuples -> lists), so what is compared is exactly what is stored.
     return json.loads(json.dumps(identity, default=str))
 
@@ -308,19 +316,17 @@ class TrainingRun:
         extra_callbacks: list[BaseCallback] | None = None,
         progress_bar: bool = False,
     ):
-        validate_agent_config(agent)
+        self.cfg = agent_config(agent)  # `agent` as given names the run (run_config.json); `cfg` drives it
         check_seed("seed", seed)
         self.env_cfg = as_env_config(env)  # fail on a bad env config before any process starts
         self.eval_cfg = as_env_config(eval_env) if eval_env is not None else None
         self.agent, self.seed, self.out = dict(agent), int(seed), Path(out_dir)
         self.extra_callbacks, self.progress_bar = list(extra_callbacks or []), progress_bar
-        # `agent` as given names the run (run_config.json); `cfg`, with AgentConfig's defaults, drives it.
-        self.cfg = with_defaults(self.agent)
-        self.algo, self.n_envs = self.cfg["algo"], int(self.cfg["n_envs"])
-        self.ppo_kwargs = dict(self.cfg["ppo"] or {})
-        self.rollout = int(ppo_setting(self.cfg, "n_steps")) * self.n_envs
-        self.total = int(self.cfg["total_timesteps"])
-        self.resume = bool(self.cfg["resume"])
+        self.algo, self.n_envs = self.cfg.algo, self.cfg.n_envs
+        self.ppo_kwargs = dict(self.cfg.ppo)
+        self.rollout = int(ppo_setting(self.agent, "n_steps")) * self.n_envs
+        self.total = self.cfg.total_timesteps
+        self.resume = self.cfg.resume
         self.identity = run_identity(self.env_cfg, self.agent, self.seed, self.eval_cfg)
         self.folder_status = check_run_folder(
             self.out,
@@ -385,8 +391,8 @@ class TrainingRun:
         return True
 
     def _load_or_create_model(self, resume_from: Path | None) -> tuple[Any, VecEnv]:
-        venv = make_vec_env(self.env_cfg, self.n_envs, self.cfg["vec_env"], self.seed, training_seeds(self.cfg))
-        cls, device = algorithm_class(self.algo), self.cfg["device"]
+        venv = make_vec_env(self.env_cfg, self.n_envs, self.cfg.vec_env, self.seed, training_seeds(self.agent))
+        cls, device = algorithm_class(self.algo), self.cfg.device
         if resume_from is not None:
             model, venv, resume_from = self._load_newest_readable(cls, venv, device)
             steps = int(model.num_timesteps)
@@ -396,15 +402,15 @@ class TrainingRun:
             )
             self.tracker.log({"controller/resumed_from_timesteps": steps}, step=steps)
             return model, venv
-        norm = self.cfg["normalize"]
+        norm = self.cfg.normalize
         venv = VecNormalize(
             venv,
-            norm_obs=norm["obs"],
-            norm_reward=norm["reward"],
-            clip_obs=norm["clip_obs"],
-            gamma=float(ppo_setting(self.cfg, "gamma")),
+            norm_obs=norm.obs,
+            norm_reward=norm.reward,
+            clip_obs=norm.clip_obs,
+            gamma=float(ppo_setting(self.agent, "gamma")),
         )
-        model = cls(self.cfg["policy"], venv, seed=self.seed, device=device, verbose=0, **self.ppo_kwargs)
+        model = cls(self.cfg.policy, venv, seed=self.seed, device=device, verbose=0, **self.ppo_kwargs)
         return model, venv
 
     def _load_newest_readable(self, cls: Any, venv: VecEnv, device: str) -> tuple[Any, VecNormalize, Path]:
@@ -430,27 +436,25 @@ class TrainingRun:
         )
 
     def _make_callbacks(self) -> list[BaseCallback]:
-        self.checkpointer = RolloutCheckpoint(
-            self.ckpt_dir, _whole_rollouts(self.cfg["checkpoint_every"], self.rollout)
-        )
+        self.checkpointer = RolloutCheckpoint(self.ckpt_dir, _whole_rollouts(self.cfg.checkpoint_every, self.rollout))
         callbacks: list[BaseCallback] = [self.checkpointer, TraineeMetrics(self.tracker)]
-        if int(self.cfg["eval_every"]) > 0:
-            every = _whole_rollouts(self.cfg["eval_every"], self.rollout)  # whole rollouts: each policy once
+        if int(self.cfg.eval_every) > 0:
+            every = _whole_rollouts(self.cfg.eval_every, self.rollout)  # whole rollouts: each policy once
             self.selection = CheckpointSelection(
                 self.eval_cfg or self.env_cfg,
-                selection_seeds(self.cfg),
+                selection_seeds(self.agent),
                 every,
                 self.out,
                 tracker=self.tracker,
-                batched=self.cfg["vec_env"] == "batched",
+                batched=self.cfg.vec_env == "batched",
             )
             callbacks.append(self.selection)
-        if self.cfg["progress"]:
+        if self.cfg.progress:
             selection = self.selection
             callbacks.append(
                 ProgressLines(
                     self.total,
-                    every_s=float(self.cfg["progress_every_s"]),
+                    every_s=float(self.cfg.progress_every_s),
                     best_score=(lambda: selection.best_score) if selection is not None else None,
                 )
             )
@@ -504,7 +508,7 @@ class TrainingRun:
         """The artifact (best or final policy), train_summary.json and the tracker summary."""
         best = self.out / "best"
         use_best = (
-            self.cfg["artifact_from"] == "best"
+            self.cfg.artifact_from == "best"
             and (best / "best_model.zip").is_file()
             and (best / "vecnormalize.pkl").is_file()
         )

@@ -80,9 +80,9 @@ MOVES: dict[str, str] = {
     "rlsched.evaluate": "rlsched.bench.evaluate",
 }
 # Modules that stay where they are (a new `rlsched.foo` is not placed by these; a package stays with its modules).
-# `io` (atomic writes, locks) is imported by every part, so it sits below them all; `agent_config` is the agent's
+# `io` (atomic writes, locks) is imported by every part, so it sits below them all; `schema` holds the typed configs
 # typed config, beside `config`, which registers it.
-STAY = {"rlsched", "rlsched.config", "rlsched.agent_config", "rlsched.entry", "rlsched.tracking", "rlsched.io"}
+STAY = {"rlsched", "rlsched.config", "rlsched.schema", "rlsched.entry", "rlsched.tracking", "rlsched.io"}
 # The new packages, with the docstring of the `__init__.py` the script writes when the package has none.
 PACKAGES = {
     "rlsched.env": "The Gymnasium env and its parts: data, trainee(s), features, actions, observations, rewards.",
