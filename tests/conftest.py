@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from tiny import TINY_ENV
 
 from rlsched.env.data import DATA_DIR_ENV
 
@@ -41,14 +42,4 @@ def data_dir() -> Path:
 @pytest.fixture
 def tiny_env_kwargs(data_dir: Path) -> dict:
     """An env small enough that a whole episode takes milliseconds (MLP on 2k Fashion-MNIST images)."""
-    return {
-        "model": "mlp",
-        "train_size": 2000,
-        "val_size": 500,
-        "val_probe": 200,
-        "test_size": 500,
-        "batch_size": 100,
-        "episode_steps": 5,
-        "eval_batch_size": 1000,
-        "data_dir": str(data_dir),
-    }
+    return {**TINY_ENV, "data_dir": str(data_dir)}

@@ -11,20 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from tiny import hydra_env
 
 from rlsched.tracking import read_offline_summary
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_ENV = [
-    "env.train_size=2000",
-    "env.val_size=500",
-    "env.val_probe=200",
-    "env.test_size=500",
-    "env.batch_size=100",
-    "env.episode_steps=3",
-    "env.steps_per_action=1",
-    "env.eval_batch_size=1000",
-]
+TINY_ENV = hydra_env(episode_steps=3)
 
 
 def run(

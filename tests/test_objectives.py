@@ -12,18 +12,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from optuna.trial import TrialState
+from tiny import hydra_env
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "model=mlp",
     "logger=none",
-    "env.train_size=2000",
-    "env.val_size=500",
-    "env.val_probe=200",
-    "env.test_size=500",
-    "env.batch_size=100",
-    "env.episode_steps=3",
-    "env.eval_batch_size=1000",
+    *hydra_env(episode_steps=3),
     "agent.total_timesteps=12",
     "agent.n_envs=1",
     "agent.ppo.n_steps=6",

@@ -23,6 +23,7 @@ import pytest
 import torch
 import yaml
 from omegaconf import OmegaConf
+from tiny import hydra_env
 
 import rlsched
 from rlsched.bench.harness import ResultsFolderError, append_result, read_results, run_benchmark
@@ -492,14 +493,7 @@ def test_entry_point_user_error_is_one_line_and_writes_nothing(data_dir, tmp_pat
 
 
 TINY_TRAIN = [
-    "env.train_size=2000",
-    "env.val_size=500",
-    "env.val_probe=200",
-    "env.test_size=500",
-    "env.batch_size=100",
-    "env.episode_steps=3",
-    "env.steps_per_action=1",
-    "env.eval_batch_size=1000",
+    *hydra_env(episode_steps=3),
     "agent.total_timesteps=4000",
     "agent.ppo.n_steps=10",
     "agent.ppo.batch_size=20",

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from tiny import hydra_env
 
 from rlsched import entry
 from rlsched.entry import task_wrapper, tracked
@@ -20,13 +21,7 @@ TINY = [
     "model=mlp",
     "logger=none",
     "benchmark.enabled=false",
-    "env.train_size=2000",
-    "env.val_size=500",
-    "env.val_probe=200",
-    "env.test_size=500",
-    "env.batch_size=100",
-    "env.episode_steps=3",
-    "env.eval_batch_size=1000",
+    *hydra_env(episode_steps=3),
     "agent.total_timesteps=24",
     "agent.n_envs=1",
     "agent.ppo.n_steps=6",
