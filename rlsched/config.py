@@ -65,7 +65,7 @@ TASK_FIELDS = (
 TASK_RECORD = "_task"  # the key of a tuned file's record of its task (TASK_FIELDS' values)
 
 
-def task_config(env_kw: EnvLike) -> dict[str, Any]:
+def task_record(env_kw: EnvLike) -> dict[str, Any]:
     """The values of TASK_FIELDS for this env config (JSON-normal: lists, not tuples)."""
     c = EnvConfig.coerce(env_kw)
     task = {k: getattr(c, k) for k in TASK_FIELDS}
@@ -79,9 +79,9 @@ def task_config(env_kw: EnvLike) -> dict[str, Any]:
 
 
 def tuned_key(env_kw: EnvLike) -> str:
-    """`task_key` plus a short hash of `task_config`: two variants of a task never share tuned settings."""
+    """`task_key` plus a short hash of `task_record`: two variants of a task never share tuned settings."""
     cfg = EnvConfig.coerce(env_kw)
-    blob = json.dumps(task_config(cfg), sort_keys=True)
+    blob = json.dumps(task_record(cfg), sort_keys=True)
     return f"{task_key(cfg)}_{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
 
 
@@ -106,7 +106,7 @@ def task_differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) ->
 
 def check_tuned_record(path: Path, record: Any, env_kw: EnvLike) -> None:
     """Refuse a tuned file whose task record is missing or names another task, naming the differing keys."""
-    current = task_config(env_kw)
+    current = task_record(env_kw)
     if not isinstance(record, Mapping):
         raise TunedFileError(
             f"{path} has no {TASK_RECORD} record, so nothing says which task its settings were tuned on; "

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from rlsched.config import TASK_RECORD, task_config, tuned_file
+from rlsched.config import TASK_RECORD, task_record, tuned_file
 
 
 def main(old: Path, env_json: Path) -> None:
@@ -26,7 +26,7 @@ def main(old: Path, env_json: Path) -> None:
     data = yaml.safe_load(text) or {}
     if TASK_RECORD in data:
         raise SystemExit(f"{old} already records its task")
-    body = yaml.safe_dump({TASK_RECORD: task_config(env_kw), **data}, sort_keys=False)
+    body = yaml.safe_dump({TASK_RECORD: task_record(env_kw), **data}, sort_keys=False)
     new.write_text(header + body)
     if new != old:
         subprocess.run(["git", "mv", "-f", str(old), str(new)], check=False, capture_output=True)

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from rlsched.bench.evaluate import evaluate_task
 from rlsched.bench.harness import ResultsFolderError, append_result, env_identity, read_results, run_benchmark
-from rlsched.config import TASK_RECORD, build_baselines, task_config, tuned_file
+from rlsched.config import TASK_RECORD, build_baselines, task_record, tuned_file
 from rlsched.control import make_controller
 from rlsched.env.lr_control import LRControlEnv
 
@@ -93,7 +93,7 @@ def test_unwritable_results_folder_fails_before_any_run(tiny_env_kwargs, tmp_pat
 
 
 def test_tuned_settings_override_defaults(tiny_env_kwargs, tmp_path):
-    record = OmegaConf.to_yaml({TASK_RECORD: task_config(tiny_env_kwargs)})
+    record = OmegaConf.to_yaml({TASK_RECORD: task_record(tiny_env_kwargs)})
     tuned_file(tiny_env_kwargs, tmp_path).write_text(record + "plateau:\n  lr: 0.003\n  patience: 4\n")
     ctrls, source = build_baselines(["plateau", "constant"], SPECS, tiny_env_kwargs, True, tmp_path)
     plateau = ctrls[0]

@@ -34,8 +34,8 @@ from rlsched.config import (
     TunedFileError,
     build_baselines,
     load_tuned,
-    task_config,
     task_key,
+    task_record,
     to_dict,
     tuned_file,
     tuned_key,
@@ -296,7 +296,7 @@ def test_a_task_variant_without_tuned_settings_warns_by_name():
 def test_tuning_into_a_file_of_another_task_is_refused_naming_the_keys(tiny_env_kwargs, tmp_path):
     other = {**tiny_env_kwargs, "weight_decay": 0.01}
     path = tuned_file(tiny_env_kwargs, tmp_path)
-    path.write_text(OmegaConf.to_yaml({TASK_RECORD: task_config(other), "constant": {"lr": 0.1}}))
+    path.write_text(OmegaConf.to_yaml({TASK_RECORD: task_record(other), "constant": {"lr": 0.1}}))
     winner = Winner("constant", 0, 1, 0.5, {}, {"kind": "constant", "lr": 0.01}, [], 1.0)
     settings = TuneSettings(1, [20000], (0.001, 0.1))
     with pytest.raises(TunedFileError, match=r"weight_decay: 0\.01 -> 0\.0"):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,13 +27,13 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from rlsched.bench.harness import run_episode
-from rlsched.config import PROJECT_ROOT, TASK_RECORD, check_tuned_record, task_config, task_key, to_dict, tuned_file
+from rlsched.config import PROJECT_ROOT, TASK_RECORD, check_tuned_record, task_key, task_record, to_dict, tuned_file
 from rlsched.control import BASELINES, make_controller
 from rlsched.env.config import TRAINING_FIELDS
 from rlsched.env.lr_control import EnvConfig, LRControlEnv
 from rlsched.env.seeds import check_disjoint, seed_block
 from rlsched.identity import differing_keys
-from rlsched.io import atomic_write_text
+from rlsched.io import atomic_write_bytes, atomic_write_text
 from rlsched.tracking import Tracker, format_duration
 
 STUDY_FILE = "study.log"  # Optuna's journal: every baseline's study
@@ -326,9 +325,7 @@ def _sampler_path(out_dir: Path, baseline: str) -> Path:
 
 
 def _save_sampler(path: Path, n_done: int, sampler: optuna.samplers.BaseSampler) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps({"n_done": n_done, "sampler": sampler}))
-    os.replace(tmp, path)  # a kill mid-write leaves the previous state whole
+    atomic_write_bytes(path, pickle.dumps({"n_done": n_done, "sampler": sampler}))  # a kill leaves the old whole
 
 
 def _resumed_sampler(path: Path, n_done: int, seed: int, baseline: str) -> optuna.samplers.BaseSampler:
@@ -483,7 +480,7 @@ def write_tuned(
     if env_kw is not None:
         if path.is_file():
             check_tuned_record(path, current.get(TASK_RECORD), env_kw)
-        current = {TASK_RECORD: task_config(env_kw), **{k: v for k, v in current.items() if k != TASK_RECORD}}
+        current = {TASK_RECORD: task_record(env_kw), **{k: v for k, v in current.items() if k != TASK_RECORD}}
     current[winner.baseline] = winner.params
     lo, hi = settings.lr_range
     header = (
