@@ -18,13 +18,13 @@ from rlsched.io import ensure_writable
 from rlsched.tracking import Tracker
 
 
-def require_env_data(env_kw: Mapping[str, Any]) -> None:
+def require_env_data(env_kw: EnvConfig | Mapping[str, Any]) -> None:
     """DataNotFoundError now if the env's data set cannot be had; entry points call it before making folders."""
     cfg = EnvConfig.coerce(env_kw)
     require_data(cfg.dataset, cfg.data_dir, cfg.verify_checksums)
 
 
-def resolve_population(value: int | str, env_kw: Mapping[str, Any], n_seeds: int) -> int:
+def resolve_population(value: int | str, env_kw: EnvConfig | Mapping[str, Any], n_seeds: int) -> int:
     """`population` of a benchmark: an int (1: one env after another) or "auto": every seed of a controller in one
     population on a GPU (at most 64), one env after another on a CPU, where batching gains nothing."""
     if value == "auto":

@@ -140,8 +140,8 @@ class LRControlEnv(gym.Env):
     construction; an unknown one is a `ValueError` naming the allowed ones. `config=` takes an `EnvConfig` already
     built instead (`EnvConfig.from_kwargs(...)`), used as it is. `reference_runner` runs paired_log's
     reference baseline (default: the installed one, see rlsched.env.reference). `render_mode`: None or
-    `"rgb_array"` (an image of the episode so far:
-    the learning rate and the probe's validation loss against the step, drawn with matplotlib's Agg backend).
+    `"rgb_array"` (an image of the episode so far: the learning rate and the probe's validation loss against the
+    step, drawn with matplotlib's Agg backend).
 
     ## Version History
 

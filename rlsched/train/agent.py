@@ -207,10 +207,6 @@ def selection_seeds(agent: Mapping[str, Any]) -> list[int]:
     return seed_block("selection", int(cfg["eval_seeds_start"]), int(cfg["eval_episodes"]))
 
 
-def as_env_config(env: Mapping[str, Any] | EnvConfig) -> EnvConfig:
-    return EnvConfig.coerce(env)
-
-
 def make_vec_env(
     env: Mapping[str, Any] | EnvConfig, n_envs: int, vec_env: str, seed: int, episode_seeds: list[int]
 ) -> VecEnv:
@@ -219,10 +215,10 @@ def make_vec_env(
     `vec_env`: "dummy" (envs stepped in turn), "subproc" (one process each) or "batched" (one LRControlVecEnv
     whose trainees train as one batched model: the same episodes to float tolerance, far faster on a GPU)."""
     if vec_env == "batched":
-        venv: VecEnv = VecMonitor(LRControlVecEnv(as_env_config(env), n_envs, episode_seeds=episode_seeds))
+        venv: VecEnv = VecMonitor(LRControlVecEnv(EnvConfig.coerce(env), n_envs, episode_seeds=episode_seeds))
         venv.seed(seed)
         return venv
-    config = as_env_config(env)
+    config = EnvConfig.coerce(env)
     if vec_env == "subproc" and config.torch_threads is None:
         # One process per env: split the cores instead of letting each grab all of them.
         config = copy.copy(config)
@@ -318,8 +314,8 @@ class TrainingRun:
     ):
         self.cfg = agent_config(agent)  # `agent` as given names the run (run_config.json); `cfg` drives it
         check_seed("seed", seed)
-        self.env_cfg = as_env_config(env)  # fail on a bad env config before any process starts
-        self.eval_cfg = as_env_config(eval_env) if eval_env is not None else None
+        self.env_cfg = EnvConfig.coerce(env)  # fail on a bad env config before any process starts
+        self.eval_cfg = EnvConfig.coerce(eval_env) if eval_env is not None else None
         self.agent, self.seed, self.out = dict(agent), int(seed), Path(out_dir)
         self.extra_callbacks, self.progress_bar = list(extra_callbacks or []), progress_bar
         self.algo, self.n_envs = self.cfg.algo, self.cfg.n_envs
