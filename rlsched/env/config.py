@@ -275,7 +275,8 @@ class ObservationConfig:
     )
     max_loss: float = field(default=100.0, metadata=doc("losses above this count as divergence"))
     weight_bound: float = field(
-        default=100.0, metadata=doc("weight statistics are clipped into [-weight_bound, weight_bound]")
+        default=100.0,
+        metadata=doc("W: the weight-statistics features are clipped, means into [-W, W], variances into [0, W^2]"),
     )
 
     def _check_observation(self) -> None:
@@ -377,7 +378,11 @@ class ComputeConfig:
         default=None, metadata=doc("null or fp32 (exact float32) | tf32 (GPU matrix units) | bf16 (autocast)")
     )
     torch_threads: int | None = field(
-        default=None, metadata=doc("torch's CPU threads for this process; null: leave torch's setting")
+        default=None,
+        metadata=doc(
+            "torch's CPU threads for this process; null: leave torch's setting. Outside the identity, though CPU "
+            "sums differ from the 6th digit between thread counts (the committed rows replay with 1)"
+        ),
     )
 
     def _check_compute(self) -> None:
