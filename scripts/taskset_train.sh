@@ -4,7 +4,8 @@
 #   scripts/taskset_train.sh <variant> <seed> [<seed> ...]
 # variants: invariant (experiment=taskset), default (the paper's features + progress: the ablation),
 #           prior (experiment=taskset_prior: offsets around a warm-up+cosine prior),
-#           priorlog (prior with the log_diff reward, log L_{t-1} - log L_t: it telescopes to the final loss)
+#           priorlog (prior with the log_diff reward, log L_{t-1} - log L_t: it telescopes to the final loss),
+#           sflog (experiment=taskset_sf: the scale action on schedule-free AdamW, log_diff reward)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 variant=$1; shift
@@ -13,7 +14,8 @@ case "$variant" in
   default) args=(experiment=taskset env.features=default) ;;
   prior) args=(experiment=taskset_prior) ;;
   priorlog) args=(experiment=taskset_prior env.reward=log_diff) ;;
-  *) echo "unknown variant $variant (invariant | default | prior | priorlog)" >&2; exit 2 ;;
+  sflog) args=(experiment=taskset_sf) ;;
+  *) echo "unknown variant $variant (invariant | default | prior | priorlog | sflog)" >&2; exit 2 ;;
 esac
 for seed in "$@"; do
   out=results/taskset/${variant}/seed${seed}

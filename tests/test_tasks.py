@@ -198,3 +198,18 @@ def test_the_prior_offset_action_at_zero_is_the_textbook_warmup_cosine(tiny_env_
         _, _, _, _, info_p = prior_env.step(np.zeros(1, np.float32))
         assert info_p["lr"] == pytest.approx(info["lr"], rel=1e-12)
     assert info_p["test_loss"] == info["test_loss"]
+
+
+def test_the_scale_action_at_zero_on_schedule_free_adamw_is_sf_adamw_at_the_stated_lr(tiny_env_kwargs) -> None:
+    """experiment=taskset_sf's anchor: holding the action at 0 is the protocol's sf_adamw@stated, run for run."""
+    from rlsched.bench.harness import run_episode
+
+    kw = {**tiny_env_kwargs, "optimizer": "schedulefree_adamw", "features": "invariant", "reward": "log_diff"}
+    env = LRControlEnv(**kw)
+    env.reset(seed=3)
+    done = False
+    while not done:
+        _, _, done, _, info = env.step(np.zeros(1, np.float32))
+    stated = run_episode(LRControlEnv(**kw), make_controller("constant", name="sf_adamw@stated", lr=0.01), 3)
+    assert info["lr"] == 0.01
+    assert (info["test_loss"], info["final_val_loss"]) == (stated.final["test_loss"], stated.final["final_val_loss"])
