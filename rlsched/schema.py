@@ -25,36 +25,66 @@ from omegaconf import OmegaConf
 from rlsched.env.config import EnvConfig
 
 
+def doc(text: str) -> dict[str, str]:
+    """A field's metadata: its one-line help, shown beside its default in docs/agent_options.md."""
+    return {"help": text}
+
+
 @dataclass
 class NormalizeConfig:
-    obs: bool = True
-    reward: bool = True
-    clip_obs: float = 10.0
+    """SB3's VecNormalize around the training envs (its statistics are saved with the controller)."""
+
+    obs: bool = field(default=True, metadata=doc("normalize observations by running mean and std"))
+    reward: bool = field(default=True, metadata=doc("normalize rewards by the running std of the return"))
+    clip_obs: float = field(default=10.0, metadata=doc("clip normalized observations into [-clip_obs, clip_obs]"))
 
 
 @dataclass
 class AgentConfig:
-    """The agent config's keys and defaults: the one place they live (conf/agent/ppo.yaml restates them for the
-    reader; a test keeps the two equal). A key `ppo` lacks takes SB3's own default, as the class's signature says."""
+    """The agent's keys and defaults, the one place they live (conf/agent/ppo.yaml sets only PPO's own
+    hyperparameters under `ppo`). A key `ppo` lacks takes SB3's own default, as the class's signature says."""
 
-    algo: str = "ppo"
-    policy: str = "MlpPolicy"
-    n_envs: int = 2
-    vec_env: str = "dummy"
-    device: str = "cpu"
-    total_timesteps: int = 50000
-    checkpoint_every: int = 2000
-    resume: bool = True
-    progress: bool = True
-    progress_every_s: float = 30.0
-    train_seed_pool: int = 128
-    train_seeds_start: int = 0
-    eval_every: int = 2000
-    eval_episodes: int = 16
-    eval_seeds_start: int = 0
-    artifact_from: str = "best"
-    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
-    ppo: dict[str, Any] = field(default_factory=dict)
+    algo: str = field(default="ppo", metadata=doc("ppo | recurrent_ppo (sb3-contrib, the paper's LSTM actor)"))
+    policy: str = field(default="MlpPolicy", metadata=doc("MlpPolicy (ppo) | MlpLstmPolicy (recurrent_ppo)"))
+    n_envs: int = field(default=2, metadata=doc("training envs stepped together"))
+    vec_env: str = field(
+        default="dummy",
+        metadata=doc(
+            "dummy (in turn) | subproc (one process each) | batched (one LRControlVecEnv: N trainees as one "
+            "batched model)"
+        ),
+    )
+    device: str = field(default="cpu", metadata=doc("the policy's device (the trainee's is env.device)"))
+    total_timesteps: int = field(default=50000, metadata=doc("PPO env steps; a larger value trains a finished run on"))
+    checkpoint_every: int = field(default=2000, metadata=doc("timesteps between checkpoints, rounded up to rollouts"))
+    resume: bool = field(default=True, metadata=doc("continue from the newest checkpoint in out_dir (same config)"))
+    progress: bool = field(
+        default=True, metadata=doc("a progress line every progress_every_s: timesteps, speed, best score, ETA")
+    )
+    progress_every_s: float = field(default=30.0, metadata=doc("seconds between progress lines"))
+    train_seed_pool: int = field(
+        default=128, metadata=doc("PPO trains on this many trainees of the training seed set (rlsched/env/seeds.py)")
+    )
+    train_seeds_start: int = field(default=0, metadata=doc("offset in the training seed set"))
+    eval_every: int = field(
+        default=2000, metadata=doc("timesteps between checkpoint selections (whole rollouts); 0: selection off")
+    )
+    eval_episodes: int = field(
+        default=16, metadata=doc("selection trainees: the same ones every time, from the selection seed set")
+    )
+    eval_seeds_start: int = field(default=0, metadata=doc("offset in the selection seed set"))
+    artifact_from: str = field(
+        default="best",
+        metadata=doc("best (lowest mean final validation loss on the selection trainees) | final (the last policy)"),
+    )
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig, metadata=doc("see NormalizeConfig"))
+    ppo: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=doc(
+            "SB3 PPO/RecurrentPPO keyword arguments (learning_rate, n_steps, ..., policy_kwargs); checked "
+            "against their signatures; a key left out takes SB3's default"
+        ),
+    )
 
 
 # Hydra-side, these take a *name* that rlsched resolves before building EnvConfig (which accepts only the spec).

@@ -1,5 +1,6 @@
-"""Write the docs pages rendered from the code: docs/env_spec.md (LRControlEnv's docstring) and docs/env_options.md
-(EnvConfig's options by part, with defaults and help). tests/test_docs_rendered.py checks both are current.
+"""Write the docs pages rendered from the code: docs/env_spec.md (LRControlEnv's docstring), docs/env_options.md
+(EnvConfig's options by part) and docs/agent_options.md (AgentConfig's keys), with defaults and help.
+tests/test_schema.py checks that they are current.
 
     python scripts/dev/render_docs.py          # rewrite both pages
     python scripts/dev/render_docs.py --check  # exit 1, naming the stale page, when one differs
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from rlsched.env.config import PARTS
 from rlsched.env.lr_control import LRControlEnv
+from rlsched.schema import AgentConfig, NormalizeConfig
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -37,7 +39,7 @@ def options_page() -> str:
     lines = [
         "# Env options",
         "",
-        "<!-- Rendered from `rlsched.env.config` by scripts/dev/render_docs.py; tests/test_docs_rendered.py checks "
+        "<!-- Rendered from `rlsched.env.config` by scripts/dev/render_docs.py; tests/test_schema.py checks "
         "that it is current. -->",
         "",
         'Every keyword of `gym.make("rlsched/LRControl-v1", ...)` and every `env.<option>=...` of the Hydra entry '
@@ -58,11 +60,50 @@ def options_page() -> str:
     return "\n".join(lines)
 
 
+def _rows(cls: type) -> list[str]:
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
+            default = "see below"
+        else:
+            default = _default(f)
+        text = f.metadata.get("help", "").replace("|", "\\|")
+        rows.append(f"| `{f.name}` | {default} | {text} |")
+    return rows
+
+
+def agent_options_page() -> str:
+    lines = [
+        "# Agent options",
+        "",
+        "<!-- Rendered from `rlsched.schema` by scripts/dev/render_docs.py; tests/test_schema.py checks that it is "
+        "current. -->",
+        "",
+        "Every `agent.<key>=...` of the Hydra entry points (`experiments/train.py`, `scripts/rq_train.py`, ...) and "
+        "every key of the `agent` mapping `rlsched.train.agent.TrainingRun` takes. Defaults are `AgentConfig`'s; "
+        "`conf/agent/ppo.yaml` sets PPO's hyperparameters under `ppo` (and `recurrent_ppo.yaml` the LSTM policy). "
+        "A wrong key or type fails while Hydra composes; `ppo` keys are checked against SB3's signatures before "
+        "anything is written ([runs](runs.md)).",
+        "",
+        "## AgentConfig",
+        "",
+        *_rows(AgentConfig),
+        "",
+        "## NormalizeConfig (`agent.normalize`)",
+        "",
+        inspect.cleandoc(NormalizeConfig.__doc__ or ""),
+        "",
+        *_rows(NormalizeConfig),
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def spec_page() -> str:
     return SPEC_HEADER + inspect.cleandoc(LRControlEnv.__doc__) + "\n"
 
 
-PAGES = {"env_options.md": options_page, "env_spec.md": spec_page}
+PAGES = {"env_options.md": options_page, "env_spec.md": spec_page, "agent_options.md": agent_options_page}
 
 
 def main() -> int:
