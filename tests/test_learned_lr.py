@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium.utils.seeding import np_random
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from tiny import TINY_ENV
 
 import rlsched
 from rlsched.control.artifact import ArtifactError, algorithm_class, save_artifact
@@ -33,12 +34,7 @@ SEED = seed_block("evaluation", 0, 1)[0]
 def env_kwargs(data_dir: Path) -> dict:
     """conftest's tiny env, with K > 1 and a wide multiplier range so that the LR visibly moves."""
     return {
-        "model": "mlp",
-        "train_size": 2000,
-        "val_size": 500,
-        "val_probe": 200,
-        "test_size": 500,
-        "batch_size": 100,
+        **TINY_ENV,
         "eval_batch_size": 1000,
         "episode_steps": T,
         "steps_per_action": K,

@@ -11,6 +11,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 from test_learned_lr import SEED, K, PlainRun, T, _untrained_artifact
+from tiny import TINY_ENV
 
 from rlsched.control.learned import LearnedController
 from rlsched.env import ENV_ID
@@ -23,12 +24,7 @@ OTHER_LR = 0.002  # the body's fixed rate: apart from the controlled group's 0.0
 def env_kwargs(data_dir: Path) -> dict:
     """test_learned_lr's env (K > 1, a wide multiplier range), with only the MLP's output layer controlled."""
     return {
-        "model": "mlp",
-        "train_size": 2000,
-        "val_size": 500,
-        "val_probe": 200,
-        "test_size": 500,
-        "batch_size": 100,
+        **TINY_ENV,
         "eval_batch_size": 1000,
         "episode_steps": T,
         "steps_per_action": K,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from tiny import TINY_ENV
 
 from rlsched.bench.taskset_protocol import ZERO_TUNING, Protocol, check_pairing, collect, report
 from rlsched.control.artifact import algorithm_class, save_artifact
@@ -41,12 +42,7 @@ def _artifact(out: Path, env_kwargs: dict, seed: int) -> Path:
 def protocol_run(tmp_path_factory, data_dir: Path):
     tmp = tmp_path_factory.mktemp("protocol")
     base = {
-        "model": "mlp",
-        "train_size": 2000,
-        "val_size": 500,
-        "val_probe": 200,
-        "test_size": 500,
-        "batch_size": 100,
+        **TINY_ENV,
         "episode_steps": 4,
         "eval_batch_size": 1000,
         "data_dir": str(data_dir),
