@@ -28,15 +28,25 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and os.replace."""
-    path = Path(path)
+def _synced_temp(path: Path, data: bytes) -> str:
+    """A temporary file beside `path` holding `data`, flushed to disk; the caller moves or removes it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same folder and os.replace."""
+    path = Path(path)
+    tmp = _synced_temp(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -55,12 +65,8 @@ def create_text_exclusive(path: str | Path, text: str) -> bool:
     """Write `path` whole if it does not exist yet (atomically: of two racing writers exactly one wins);
     False, leaving the file alone, when it already exists."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _synced_temp(path, text.encode())
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
         os.link(tmp, path)  # fails if the file exists: an atomic "create if absent" of a complete file
         return True
     except FileExistsError:

@@ -211,10 +211,11 @@ class TuneSettings:
         """What logged trials must share to be resumed: the trainee's training setup, the baseline's fixed
         settings (its searched ones are the trials' own), the search space, seeds and sampler."""
         searched = set(controller_params(dict.fromkeys(space, 1.0)))
-        env = EnvConfig.coerce(env_kw).to_dict()
+        cfg = EnvConfig.coerce(env_kw)  # built once: task_key takes the built config
+        env = cfg.to_dict()
         return _json_normal(  # through JSON, so that it compares equal to the copy read back from settings.json
             {
-                "task": task_key(env_kw),
+                "task": task_key(cfg),
                 "training": {k: env.get(k) for k in TRAINING_FIELDS}
                 | ({"tasks": env["tasks"]} if env.get("tasks") else {}),
                 "baseline": baseline,

@@ -75,6 +75,15 @@ def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _folder_or_none(name: str, value: Any) -> str | None:
+    """A folder path as a string (a Path is accepted), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise ValueError(f"{name} must be a folder path or null, got {value!r}")
+    return os.fspath(value)
+
+
 def scalar_rule(hint: Any) -> tuple[type, bool] | None:
     """(int | float | bool | str, whether null is allowed) for a scalar annotation, else None (checked by hand)."""
     args = typing.get_args(hint)
@@ -119,10 +128,7 @@ class DataConfig:
     def _check_data(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; allowed: {sorted(DATASETS)}")
-        if self.data_dir is not None:
-            if not isinstance(self.data_dir, str | os.PathLike):
-                raise ValueError(f"data_dir must be a folder path or null, got {self.data_dir!r}")
-            self.data_dir = os.fspath(self.data_dir)
+        self.data_dir = _folder_or_none("data_dir", self.data_dir)
         check_sizes(self.dataset, self.train_size, self.val_size, self.val_probe, self.test_size)
 
 
@@ -353,10 +359,7 @@ class RewardConfig:
             raise ValueError(f"reward_reference must be a controller spec with a 'kind', e.g. {example}; got {ref!r}")
         else:  # whether the spec names a valid baseline is for the reference runner to say, when the env is built
             self.reward_reference = dict(ref)
-        if self.reference_cache_dir is not None:
-            if not isinstance(self.reference_cache_dir, str | os.PathLike):
-                raise ValueError(f"reference_cache_dir must be a folder path or null, got {self.reference_cache_dir!r}")
-            self.reference_cache_dir = os.fspath(self.reference_cache_dir)
+        self.reference_cache_dir = _folder_or_none("reference_cache_dir", self.reference_cache_dir)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import dataclasses
 import inspect
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from rlsched.env.config import PARTS
@@ -52,17 +53,14 @@ def options_page() -> str:
     for part in PARTS:
         own = [f for f in dataclasses.fields(part) if f.name in part.__annotations__]
         lines += [f"## {part.__name__}", "", inspect.cleandoc(part.__doc__ or ""), ""]
-        lines += ["| option | default | meaning |", "|---|---|---|"]
-        for f in own:
-            text = f.metadata.get("help", "").replace("|", "\\|")
-            lines.append(f"| `{f.name}` | {_default(f)} | {text} |")
-        lines.append("")
+        lines += [*_rows(own, "option"), ""]
     return "\n".join(lines)
 
 
-def _rows(cls: type) -> list[str]:
-    rows = ["| key | default | meaning |", "|---|---|---|"]
-    for f in dataclasses.fields(cls):
+def _rows(fields: Sequence[dataclasses.Field], column: str = "key") -> list[str]:
+    """A markdown table of `fields`: name, default, help."""
+    rows = [f"| {column} | default | meaning |", "|---|---|---|"]
+    for f in fields:
         if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
             default = "see below"
         else:
@@ -87,13 +85,13 @@ def agent_options_page() -> str:
         "",
         "## AgentConfig",
         "",
-        *_rows(AgentConfig),
+        *_rows(dataclasses.fields(AgentConfig)),
         "",
         "## NormalizeConfig (`agent.normalize`)",
         "",
         inspect.cleandoc(NormalizeConfig.__doc__ or ""),
         "",
-        *_rows(NormalizeConfig),
+        *_rows(dataclasses.fields(NormalizeConfig)),
         "",
     ]
     return "\n".join(lines)
